@@ -1,0 +1,203 @@
+//! A namespaced key-value store with optional TTL, in the spirit of LangGraph's `BaseStore`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DomainError, DomainResult};
+use crate::ids::ItemKey;
+use crate::json::JsonObject;
+use crate::paging::Limit;
+
+/// A hierarchical namespace such as `("users", "u-1", "memories")`: 1-16 labels, each
+/// non-empty, without `.` (LangGraph joins labels with dots) or control characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "Vec<String>", into = "Vec<String>")]
+pub struct ItemNamespace(Vec<String>);
+
+impl ItemNamespace {
+    /// The most labels a namespace may have.
+    pub const MAX_DEPTH: usize = 16;
+
+    /// Parses a namespace.
+    pub fn parse(labels: Vec<String>) -> DomainResult<Self> {
+        if labels.is_empty() {
+            return Err(DomainError::invalid(
+                "namespace",
+                "needs at least one label",
+            ));
+        }
+        Self::check_labels(&labels)?;
+        Ok(Self(labels))
+    }
+
+    /// Checks labels of a namespace or of a prefix (which may be empty).
+    pub fn check_labels(labels: &[String]) -> DomainResult<()> {
+        if labels.len() > Self::MAX_DEPTH {
+            return Err(DomainError::invalid(
+                "namespace",
+                format!(
+                    "has {} labels; at most {} are allowed",
+                    labels.len(),
+                    Self::MAX_DEPTH
+                ),
+            ));
+        }
+        for l in labels {
+            if l.is_empty() || l.len() > 255 {
+                return Err(DomainError::invalid(
+                    "namespace",
+                    "labels have 1 to 255 bytes",
+                ));
+            }
+            if l.contains('.') || l.chars().any(char::is_control) {
+                return Err(DomainError::invalid(
+                    "namespace",
+                    format!("label {l:?} contains '.' or a control character"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> &[String] {
+        &self.0
+    }
+
+    /// Labels joined with `.` (how LangGraph stores a namespace as text).
+    pub fn joined(&self) -> String {
+        self.0.join(".")
+    }
+
+    /// Splits joined text back into a namespace.
+    pub fn from_joined(text: &str) -> DomainResult<Self> {
+        Self::parse(text.split('.').map(str::to_owned).collect())
+    }
+
+    /// True when `prefix` is a prefix of this namespace.
+    pub fn starts_with(&self, prefix: &[String]) -> bool {
+        self.0.len() >= prefix.len() && self.0[..prefix.len()] == *prefix
+    }
+
+    /// True when `suffix` is a suffix of this namespace.
+    pub fn ends_with(&self, suffix: &[String]) -> bool {
+        self.0.len() >= suffix.len() && self.0[self.0.len() - suffix.len()..] == *suffix
+    }
+}
+
+impl TryFrom<Vec<String>> for ItemNamespace {
+    type Error = DomainError;
+    fn try_from(v: Vec<String>) -> DomainResult<Self> {
+        Self::parse(v)
+    }
+}
+
+impl From<ItemNamespace> for Vec<String> {
+    fn from(n: ItemNamespace) -> Vec<String> {
+        n.0
+    }
+}
+
+/// A stored item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// The namespace.
+    pub namespace: ItemNamespace,
+    /// The key within it.
+    pub key: ItemKey,
+    /// The value (a JSON object, as in LangGraph).
+    pub value: JsonObject,
+    /// First written (UTC).
+    pub created_at: DateTime<Utc>,
+    /// Last written (UTC).
+    pub updated_at: DateTime<Utc>,
+    /// When it stops being returned; `None` never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `search` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemSearch {
+    /// Namespace prefix (may be empty: everything).
+    pub prefix: Vec<String>,
+    /// Exact matches on top-level value keys.
+    pub filter: JsonObject,
+    /// At most this many (no silent default: the caller says how many).
+    pub limit: Limit,
+    /// Skip this many first. Order: namespace, then key.
+    pub offset: u64,
+}
+
+/// `list_namespaces` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceListing {
+    /// Only namespaces starting with these labels.
+    pub prefix: Vec<String>,
+    /// Only namespaces ending with these labels.
+    pub suffix: Vec<String>,
+    /// Truncate namespaces to this depth (deduplicated afterwards).
+    pub max_depth: Option<u32>,
+    /// At most this many, in order.
+    pub limit: Limit,
+    /// Skip this many first.
+    pub offset: u64,
+}
+
+/// The key-value port. Expired items are never returned; `sweep_expired` deletes them.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait KeyValueRepository: Send + Sync {
+    /// Inserts or replaces an item; `ttl_seconds` sets its expiry from now (`None`: never).
+    async fn put(
+        &self,
+        namespace: &ItemNamespace,
+        key: &ItemKey,
+        value: JsonObject,
+        ttl_seconds: Option<u64>,
+    ) -> DomainResult<Item>;
+
+    /// The item, unless missing or expired.
+    async fn get(&self, namespace: &ItemNamespace, key: &ItemKey) -> DomainResult<Option<Item>>;
+
+    /// Deletes the item; false when missing (or already expired).
+    async fn delete(&self, namespace: &ItemNamespace, key: &ItemKey) -> DomainResult<bool>;
+
+    /// Live items under a namespace prefix matching the filter.
+    async fn search(&self, query: &ItemSearch) -> DomainResult<Vec<Item>>;
+
+    /// Distinct namespaces of live items.
+    async fn list_namespaces(&self, query: &NamespaceListing) -> DomainResult<Vec<ItemNamespace>>;
+
+    /// Deletes every expired item; returns how many.
+    async fn sweep_expired(&self) -> DomainResult<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(l: &[&str]) -> DomainResult<ItemNamespace> {
+        ItemNamespace::parse(l.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn namespace_rules() {
+        assert!(ns(&["users", "u1"]).is_ok());
+        assert!(ns(&[]).is_err());
+        assert!(ns(&["a.b"]).is_err());
+        assert!(ns(&[""]).is_err());
+        assert!(ns(&["x"; 17]).is_err());
+    }
+
+    #[test]
+    fn prefix_suffix_and_joined_forms() {
+        let n = ns(&["users", "u1", "memories"]).unwrap();
+        assert!(n.starts_with(&["users".into()]));
+        assert!(n.starts_with(&[]));
+        assert!(!n.starts_with(&["u1".into()]));
+        assert!(n.ends_with(&["memories".into()]));
+        assert_eq!(n.joined(), "users.u1.memories");
+        assert_eq!(ItemNamespace::from_joined("users.u1.memories").unwrap(), n);
+    }
+}

@@ -1,0 +1,360 @@
+//! Threads and their metadata (spec `history-and-streams.md` §6).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{SessionId, ThreadId, UserId};
+use crate::json::{JsonObject, JsonValue};
+use crate::paging::{OffsetPage, Page};
+use crate::scope::UserScope;
+
+/// The metadata key whose `true` value pins a thread to the top of searches.
+pub const PINNED_KEY: &str = "pinned";
+
+/// A thread's stored status (spec §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadStatus {
+    /// No run active; the default.
+    Idle,
+    /// A run is active.
+    Running,
+    /// The last run stopped at an interrupt.
+    Interrupted,
+    /// The last run failed.
+    Error,
+    /// The last run timed out.
+    Timeout,
+}
+
+impl ThreadStatus {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Running => "running",
+            Self::Interrupted => "interrupted",
+            Self::Error => "error",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+impl std::str::FromStr for ThreadStatus {
+    type Err = DomainError;
+    fn from_str(s: &str) -> DomainResult<Self> {
+        match s {
+            "idle" => Ok(Self::Idle),
+            "running" => Ok(Self::Running),
+            "interrupted" => Ok(Self::Interrupted),
+            "error" => Ok(Self::Error),
+            "timeout" => Ok(Self::Timeout),
+            other => Err(DomainError::invalid(
+                "status",
+                format!(
+                    "unknown thread status {other:?}; use idle, running, interrupted, error or timeout"
+                ),
+            )),
+        }
+    }
+}
+
+/// A thread's metadata row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    /// The id (LangGraph's `thread_id`).
+    pub id: ThreadId,
+    /// The session holding it, if any.
+    pub session_id: Option<SessionId>,
+    /// The owner; `None` only for legacy or administrative data.
+    pub owner: Option<UserId>,
+    /// The assistant (graph) that runs on it.
+    pub assistant_id: Option<String>,
+    /// A display name.
+    pub display_name: Option<String>,
+    /// Stored status.
+    pub status: ThreadStatus,
+    /// Free-form metadata (a JSON object).
+    pub metadata: JsonObject,
+    /// Created (UTC).
+    pub created_at: DateTime<Utc>,
+    /// Last changed (UTC).
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Thread {
+    /// True when metadata pins the thread.
+    pub fn is_pinned(&self) -> bool {
+        self.metadata.get(PINNED_KEY) == Some(&JsonValue::Bool(true))
+    }
+}
+
+/// The fields of a thread to create.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewThread {
+    /// The id.
+    pub id: ThreadId,
+    /// The session, if any (it must exist and be visible to the scope).
+    pub session_id: Option<SessionId>,
+    /// The assistant.
+    pub assistant_id: Option<String>,
+    /// A display name.
+    pub display_name: Option<String>,
+    /// Initial metadata.
+    pub metadata: JsonObject,
+}
+
+impl NewThread {
+    /// A thread with just an id.
+    pub fn with_id(id: ThreadId) -> Self {
+        Self {
+            id,
+            session_id: None,
+            assistant_id: None,
+            display_name: None,
+            metadata: JsonObject::new(),
+        }
+    }
+
+    /// Checks the free-text fields.
+    pub fn validate(&self) -> DomainResult<()> {
+        validate_short_text("assistant_id", self.assistant_id.as_deref(), 128)?;
+        validate_short_text("display_name", self.display_name.as_deref(), 256)
+    }
+}
+
+/// Checks an optional free-text field: bounded, no NUL.
+pub fn validate_short_text(
+    field: &'static str,
+    value: Option<&str>,
+    max_chars: usize,
+) -> DomainResult<()> {
+    if let Some(v) = value {
+        if v.chars().count() > max_chars {
+            return Err(DomainError::invalid(
+                field,
+                format!("is longer than {max_chars} characters"),
+            ));
+        }
+        if v.contains('\0') {
+            return Err(DomainError::invalid(field, "contains a NUL character"));
+        }
+    }
+    Ok(())
+}
+
+/// Changes to a thread, applied atomically; `None` fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadUpdate {
+    /// New display name (`Some(None)` clears it).
+    pub display_name: Option<Option<String>>,
+    /// New stored status.
+    pub status: Option<ThreadStatus>,
+    /// Shallow merge into metadata: patch keys replace stored keys, a null stores null.
+    pub metadata_patch: Option<JsonObject>,
+    /// Move to another session (`Some(None)` detaches it).
+    pub session_id: Option<Option<SessionId>>,
+    /// Hand the thread to another owner (administrative).
+    pub owner: Option<Option<UserId>>,
+    /// Advance `updated_at` (false for pin/unpin).
+    pub touch: bool,
+}
+
+/// An exact-match metadata filter for thread search (spec §6.4). Not LangGraph's checkpoint
+/// filter: keys are flat, `true` never matches `1`, null matches only an explicit null.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThreadFilter(JsonObject);
+
+impl ThreadFilter {
+    /// Parses a filter. Keys that are not `[A-Za-z0-9_-]+` are skipped and returned so the
+    /// caller can warn; if every key is skipped the filter is refused. Values must be null,
+    /// bool, a 64-bit integer, a float or a string.
+    pub fn parse(raw: JsonObject) -> DomainResult<(Self, Vec<String>)> {
+        let had_keys = !raw.is_empty();
+        let mut kept = JsonObject::new();
+        let mut skipped = Vec::new();
+        for (k, v) in raw {
+            let key_ok = !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !key_ok {
+                skipped.push(k);
+                continue;
+            }
+            match &v {
+                JsonValue::Null | JsonValue::Bool(_) | JsonValue::String(_) => {}
+                JsonValue::Number(n) => {
+                    if n.is_u64() && n.as_i64().is_none() {
+                        return Err(DomainError::invalid(
+                            "filter",
+                            format!("value of {k:?} is outside the 64-bit signed range"),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(DomainError::invalid(
+                        "filter",
+                        format!("value of {k:?} must be null, a boolean, a number or a string"),
+                    ));
+                }
+            }
+            kept.insert(k, v);
+        }
+        if had_keys && kept.is_empty() {
+            return Err(DomainError::invalid(
+                "filter",
+                format!("every key is invalid (keys match [A-Za-z0-9_-]+): {skipped:?}"),
+            ));
+        }
+        Ok((Self(kept), skipped))
+    }
+
+    /// The kept conditions.
+    pub fn conditions(&self) -> &JsonObject {
+        &self.0
+    }
+
+    /// True when there are no conditions.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `metadata` satisfies every condition (the rule SQL stores push down).
+    pub fn matches(&self, metadata: &JsonObject) -> bool {
+        self.0.iter().all(|(k, want)| match metadata.get(k) {
+            None => false,
+            Some(have) => json_scalar_eq(have, want),
+        })
+    }
+}
+
+/// Equality of JSON scalars where numbers compare by value and booleans never equal numbers.
+pub fn json_scalar_eq(a: &JsonValue, b: &JsonValue) -> bool {
+    match (a, b) {
+        (JsonValue::Number(x), JsonValue::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        _ => a == b,
+    }
+}
+
+/// `search` arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadQuery {
+    /// Metadata conditions.
+    pub filter: ThreadFilter,
+    /// Only this stored status.
+    pub status: Option<ThreadStatus>,
+    /// Only threads of this session.
+    pub session_id: Option<SessionId>,
+    /// Page. Order: pinned first, then `updated_at` descending, then id descending.
+    pub page: OffsetPage,
+}
+
+/// The thread port.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait ThreadRepository: Send + Sync {
+    /// Creates the thread owned by the scope's user. Idempotent for the same owner (the
+    /// existing row is returned); another owner's id is a conflict. A named session must
+    /// exist.
+    async fn create(&self, scope: &UserScope, thread: NewThread) -> DomainResult<Thread>;
+
+    /// The thread, or `None` when missing or another user's.
+    async fn get(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<Option<Thread>>;
+
+    /// Threads visible to the scope, filtered in the store so limit and offset are exact.
+    async fn search(&self, scope: &UserScope, query: &ThreadQuery) -> DomainResult<Page<Thread>>;
+
+    /// Applies the update atomically (concurrent merges of disjoint keys both survive);
+    /// missing or another user's -> not found.
+    async fn update(
+        &self,
+        scope: &UserScope,
+        id: &ThreadId,
+        update: ThreadUpdate,
+    ) -> DomainResult<Thread>;
+
+    /// The access check of spec §6.6: a missing row is readable but not mutable; another
+    /// owner's row and (unless unscoped) an owner-less row are denied.
+    async fn check_access(
+        &self,
+        scope: &UserScope,
+        id: &ThreadId,
+        require_existing: bool,
+    ) -> DomainResult<bool>;
+
+    /// Deletes the thread and everything this store holds for it (events, feedback, chat
+    /// stream, branches, snapshots, token usage, checkpoints) in one unit. Returns false when
+    /// no thread row existed (owned data is still removed).
+    async fn delete(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: JsonValue) -> JsonObject {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn filter_skips_bad_keys_and_refuses_all_bad() {
+        let (f, skipped) = ThreadFilter::parse(obj(json!({"a.b": 1, "ok": 2}))).unwrap();
+        assert_eq!(skipped, vec!["a.b".to_owned()]);
+        assert_eq!(f.conditions().len(), 1);
+        assert!(
+            ThreadFilter::parse(obj(json!({"a.b": 1, "x y": 2})))
+                .unwrap_err()
+                .is_invalid_input()
+        );
+        assert!(ThreadFilter::parse(JsonObject::new()).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn filter_value_types_and_range() {
+        assert!(ThreadFilter::parse(obj(json!({"n": i64::MAX}))).is_ok());
+        assert!(ThreadFilter::parse(obj(json!({"n": u64::MAX}))).is_err());
+        assert!(ThreadFilter::parse(obj(json!({"n": [1]}))).is_err());
+        assert!(ThreadFilter::parse(obj(json!({"n": {"a": 1}}))).is_err());
+    }
+
+    #[test]
+    fn filter_matching_keeps_bools_and_nulls_apart() {
+        let (flag, _) = ThreadFilter::parse(obj(json!({"flag": true}))).unwrap();
+        assert!(flag.matches(&obj(json!({"flag": true}))));
+        assert!(!flag.matches(&obj(json!({"flag": 1}))));
+        let (null, _) = ThreadFilter::parse(obj(json!({"x": null}))).unwrap();
+        assert!(null.matches(&obj(json!({"x": null}))));
+        assert!(!null.matches(&obj(json!({}))));
+        let (num, _) = ThreadFilter::parse(obj(json!({"n": 1}))).unwrap();
+        assert!(num.matches(&obj(json!({"n": 1.0}))));
+        assert!(!num.matches(&obj(json!({"n": "1"}))));
+    }
+
+    #[test]
+    fn status_text_round_trips() {
+        for s in [
+            ThreadStatus::Idle,
+            ThreadStatus::Running,
+            ThreadStatus::Interrupted,
+            ThreadStatus::Error,
+            ThreadStatus::Timeout,
+        ] {
+            assert_eq!(s.as_str().parse::<ThreadStatus>().unwrap(), s);
+        }
+        assert!("busy".parse::<ThreadStatus>().is_err());
+    }
+
+    #[test]
+    fn new_thread_text_fields_are_bounded() {
+        let mut t = NewThread::with_id(ThreadId::parse("t").unwrap());
+        assert!(t.validate().is_ok());
+        t.display_name = Some("x".repeat(257));
+        assert!(t.validate().is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! # waymark-infrastructure
+//!
+//! Stores that implement every port of `waymark-domain`: in-memory (feature `memory`), and
+//! SeaORM over SQLite (feature `sqlite`) and PostgreSQL (feature `postgres`).
+
+#[cfg(feature = "memory")]
+pub mod memory;
