@@ -1,0 +1,1 @@
+//! Backend factories used by the contract suite.

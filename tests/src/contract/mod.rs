@@ -1,0 +1,1 @@
+//! The contract suite: one module per port.
