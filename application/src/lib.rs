@@ -34,6 +34,9 @@ pub mod thread_checkpoints;
 pub mod thread_history;
 pub mod threads;
 
+#[cfg(test)]
+mod test_support;
+
 pub use access::Access;
 pub use chat_stream::{ChatStreamConfig, ChatStreamService};
 pub use codec::{ChannelMessage, MessageCodec};

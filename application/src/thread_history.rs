@@ -5,7 +5,7 @@
 //! Every returned message is a copy (spec §0.3): ids are patched, legacy `Command` texts
 //! sanitized, `run_id` and `feedback` attached on the copy, never on a stored record.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -318,28 +318,23 @@ impl ThreadHistoryService {
         visible.truncate(limit as usize);
         visible.reverse();
 
-        let runs: Vec<RunId> = {
-            let mut seen = HashSet::new();
-            visible
-                .iter()
-                .filter(|r| seen.insert(r.run_id.clone()))
-                .map(|r| r.run_id.clone())
-                .collect()
-        };
-        let has_ai = visible.iter().any(|r| r.is_visible_ai_message());
-        let (targets, feedback) = match (&self.feedback, has_ai) {
-            (Some(repo), true) => {
-                let last = self
-                    .events
-                    .last_visible_ai_seq_by_run(scope, thread_id, runs.clone())
-                    .await;
-                let fb = repo.list_by_run_ids(scope, thread_id, runs).await;
-                match (last, fb) {
-                    (Ok(last), Ok(fb)) => {
-                        let targets: HashMap<RunId, i64> = last;
-                        (targets, Some(fb))
+        let candidates = feedback_targets(visible.iter());
+        let (targets, feedback) = match &self.feedback {
+            Some(repo) if !candidates.is_empty() => {
+                let runs: Vec<RunId> = candidates.keys().cloned().collect();
+                let lookup = async {
+                    let mut targets = HashMap::new();
+                    for (run, seq) in &candidates {
+                        if !self.displayed_ai_after(scope, thread_id, run, *seq).await? {
+                            targets.insert(run.clone(), *seq);
+                        }
                     }
-                    (Err(e), _) | (_, Err(e)) => {
+                    let fb = repo.list_by_run_ids(scope, thread_id, runs).await?;
+                    Ok::<_, ApplicationError>((targets, fb))
+                };
+                match lookup.await {
+                    Ok((targets, fb)) => (targets, Some(fb)),
+                    Err(e) => {
                         tracing::warn!(%thread_id, error = %e, "feedback lookup failed; feed page is returned without feedback");
                         (HashMap::new(), None)
                     }
@@ -367,6 +362,43 @@ impl ThreadHistoryService {
             has_more,
             next_before_seq,
         })
+    }
+}
+
+impl ThreadHistoryService {
+    /// Whether the run has a displayed AI message after `seq` (on a newer page), in which
+    /// case the run's feedback belongs there and not on this page.
+    async fn displayed_ai_after(
+        &self,
+        scope: &UserScope,
+        thread_id: &ThreadId,
+        run_id: &RunId,
+        seq: i64,
+    ) -> AppResult<bool> {
+        let limit = Limit::new(SCAN_PAGE)?;
+        let mut cursor = seq;
+        loop {
+            let rows = self
+                .events
+                .list_messages_by_run(scope, thread_id, run_id, SeqPage::After(cursor, limit))
+                .await?;
+            if rows.iter().any(is_displayed_ai) {
+                return Ok(true);
+            }
+            match rows.last() {
+                Some(last) if last.seq > cursor && rows.len() == SCAN_PAGE as usize => {
+                    cursor = last.seq;
+                }
+                Some(last) if last.seq <= cursor => {
+                    return Err(ApplicationError::StalledScan {
+                        thread_id: thread_id.clone(),
+                        cursor,
+                        last_seq: last.seq,
+                    });
+                }
+                _ => return Ok(false),
+            }
+        }
     }
 }
 
