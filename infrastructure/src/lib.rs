@@ -5,3 +5,7 @@
 
 #[cfg(feature = "memory")]
 pub mod memory;
+
+pub mod connect;
+#[cfg(feature = "sql")]
+pub mod sql;

@@ -1,0 +1,1262 @@
+//! Checkpoints over SQL: Waymark's native layout (see the `m0002_checkpoints` migration),
+//! reproducing the in-memory store's semantics (`memory::checkpoints`).
+//!
+//! * `put` stores every carried value whose channel has a version as a payload keyed by
+//!   `(thread, namespace, channel, version text)` unless that key is stored already (the bytes
+//!   of an unchanged channel never travel twice: existing keys are looked up first); values
+//!   without a version stay inline in the row's body. Growing msgpack arrays are stored as
+//!   append deltas ([`payload`]).
+//! * Reads fetch the rows, their pending writes and, with one recursive query per
+//!   `(thread, namespace)`, every payload they reference including delta bases.
+//! * The metadata filter is jsonb containment: `@>` on PostgreSQL (GIN-indexed); on SQLite flat
+//!   scalar conditions become `json_type`/`json_extract` predicates and anything else is
+//!   checked in Rust before the limit is applied, so the limit stays exact.
+//! * Deletes other than whole-thread ones collect payloads no remaining checkpoint of the
+//!   namespace references (keeping the bases of live deltas).
+
+mod body;
+pub(crate) mod payload;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sea_orm::ConnectionTrait;
+use waymark_domain::checkpoint::{
+    ChannelVersion, ChannelVersions, CheckpointMetadata, CheckpointPut, CheckpointQuery,
+    CheckpointRef, CheckpointRepository, CheckpointSummary, CheckpointTuple, PendingWrite,
+    PruneStrategy, TypedValue, WriteBatch, sort_pending_writes,
+};
+use waymark_domain::{
+    ChannelName, CheckpointId, CheckpointNamespace, DomainError, DomainResult, JsonObject,
+    JsonValue, RunId, ThreadId,
+};
+
+pub(crate) use payload::PayloadCache;
+
+use super::Shared;
+use super::db::{self, Kind, Row, Sql, bytes, int, opt_text, text};
+use super::error::{DbResultExt, SqlError, SqlResult};
+use super::validate::{check_json_object, check_no_nul};
+
+/// The top-level checkpoint keys the model names; `extra` may not repeat them.
+const MODELLED_KEYS: [&str; 7] = [
+    "v",
+    "id",
+    "ts",
+    "channel_values",
+    "channel_versions",
+    "versions_seen",
+    "updated_channels",
+];
+
+/// The channel of legacy `Send` packets (prune's v < 4 parent rule).
+const TASKS_CHANNEL: &str = "__pregel_tasks";
+
+/// Keys per statement when a list of keys is bound.
+const KEY_CHUNK: usize = 500;
+
+/// The columns of a checkpoint row as reads select them.
+const CHECKPOINT_COLUMNS: &str =
+    "thread_id, ns, checkpoint_id, parent_id, CAST(metadata AS TEXT) AS metadata, body";
+
+/// The SQL [`CheckpointRepository`].
+pub(crate) struct SqlCheckpointRepository {
+    shared: Arc<Shared>,
+}
+
+/// A checkpoint row as read.
+struct CpRow {
+    thread_id: ThreadId,
+    ns: CheckpointNamespace,
+    id: CheckpointId,
+    parent_id: Option<CheckpointId>,
+    metadata: JsonObject,
+    body: Vec<u8>,
+}
+
+fn cp_row(r: &Row<'_>) -> SqlResult<CpRow> {
+    Ok(CpRow {
+        thread_id: r.id("thread_id")?,
+        ns: r.id("ns")?,
+        id: r.id("checkpoint_id")?,
+        parent_id: r.opt_id("parent_id")?,
+        metadata: r.json_text_object("metadata")?,
+        body: r.bytes("body")?,
+    })
+}
+
+/// Checks one put before anything is stored (the in-memory store's rules).
+fn validate_put(put: &CheckpointPut) -> DomainResult<()> {
+    let cp = &put.checkpoint;
+    if put.parent_id.as_ref() == Some(&cp.id) {
+        return Err(DomainError::invalid(
+            "parent_id",
+            format!("checkpoint {} cannot be its own parent", cp.id),
+        ));
+    }
+    for key in cp.extra.keys() {
+        if key.is_empty() || MODELLED_KEYS.contains(&key.as_str()) {
+            return Err(DomainError::invalid(
+                "checkpoint",
+                format!("extra key {key:?} is empty or repeats a modelled checkpoint key"),
+            ));
+        }
+        check_no_nul("checkpoint", key)?;
+    }
+    check_no_nul("ts", &cp.ts)?;
+    check_versions("channel_versions", &cp.channel_versions)?;
+    check_versions("new_versions", &put.new_versions)?;
+    for (node, versions) in &cp.versions_seen {
+        check_no_nul("versions_seen", node)?;
+        check_versions("versions_seen", versions)?;
+    }
+    check_json_object("metadata", &put.metadata.0)
+}
+
+/// Versions must have a finite float and NUL-free text.
+fn check_versions(field: &'static str, versions: &ChannelVersions) -> DomainResult<()> {
+    for (channel, version) in versions {
+        match version {
+            ChannelVersion::Float(f) if !f.is_finite() => {
+                return Err(DomainError::invalid(
+                    field,
+                    format!("version of {channel} is not a finite number"),
+                ));
+            }
+            ChannelVersion::Str(s) => check_no_nul(field, s)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// jsonb containment (`have @> want`): objects by subset, arrays by containing every wanted
+/// element, numbers by value, everything else by equality.
+fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
+    match (have, want) {
+        (JsonValue::Object(h), JsonValue::Object(w)) => w
+            .iter()
+            .all(|(k, wv)| h.get(k).is_some_and(|hv| json_contains(hv, wv))),
+        (JsonValue::Array(h), JsonValue::Array(w)) => w
+            .iter()
+            .all(|wv| h.iter().any(|hv| json_contains(hv, wv))),
+        (JsonValue::Number(_), JsonValue::Number(_)) => {
+            waymark_domain::thread::json_scalar_eq(have, want)
+        }
+        _ => have == want,
+    }
+}
+
+fn metadata_matches(metadata: &JsonObject, filter: &JsonObject) -> bool {
+    filter
+        .iter()
+        .all(|(k, want)| metadata.get(k).is_some_and(|have| json_contains(have, want)))
+}
+
+/// A pending-write row key within a checkpoint.
+type WriteKey = (String, i64);
+
+/// Binds a list of text values as `($a, $b, ...)`.
+fn in_list<'a>(q: &mut Sql, values: impl IntoIterator<Item = &'a str>) {
+    q.push("(");
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.val(text(v));
+    }
+    q.push(")");
+}
+
+/// Deletes every checkpoint, write and payload of the thread in the caller's transaction.
+pub(crate) async fn delete_thread_checkpoints<C: ConnectionTrait>(
+    c: &C,
+    kind: Kind,
+    thread_id: &ThreadId,
+    op: &'static str,
+) -> SqlResult<()> {
+    for sql in [
+        "DELETE FROM waymark_checkpoint_writes WHERE thread_id = $1",
+        "DELETE FROM waymark_checkpoints WHERE thread_id = $1",
+        "DELETE FROM waymark_checkpoint_payloads WHERE thread_id = $1",
+    ] {
+        db::exec(c, kind.stmt(sql, vec![text(thread_id.as_str())]), op).await?;
+    }
+    Ok(())
+}
+
+/// A stored payload row as read for reassembly.
+struct PayloadRow {
+    type_tag: String,
+    data: Vec<u8>,
+    base_version: Option<String>,
+}
+
+/// Payloads of one `(thread, namespace)`: rows by (channel, version) and the rebuilt values.
+#[derive(Default)]
+struct PayloadSet {
+    rows: HashMap<(String, String), PayloadRow>,
+    built: HashMap<(String, String), TypedValue>,
+}
+
+impl PayloadSet {
+    /// The whole value of a payload, rebuilding delta chains (iteratively) and memoizing.
+    fn value(&mut self, channel: &str, version: &str, op: &'static str) -> SqlResult<Option<TypedValue>> {
+        let key = (channel.to_owned(), version.to_owned());
+        if let Some(v) = self.built.get(&key) {
+            return Ok(Some(v.clone()));
+        }
+        // Walk down to a built value or a snapshot.
+        let mut chain: Vec<(String, String)> = Vec::new();
+        let mut cur = key.clone();
+        loop {
+            if self.built.contains_key(&cur) {
+                break;
+            }
+            let Some(row) = self.rows.get(&cur) else {
+                if chain.is_empty() {
+                    return Ok(None);
+                }
+                return Err(SqlError::corrupt(op, format!("payload {cur:?} is missing its base")));
+            };
+            chain.push(cur.clone());
+            match &row.base_version {
+                None => break,
+                Some(b) => cur = (channel.to_owned(), b.clone()),
+            }
+            if chain.len() as i64 > payload::MAX_DEPTH * 4 + 8 {
+                return Err(SqlError::corrupt(op, "payload delta chain too long"));
+            }
+        }
+        // Build back up.
+        for k in chain.into_iter().rev() {
+            let row = &self.rows[&k];
+            let value = match &row.base_version {
+                None => TypedValue::new(row.type_tag.clone(), row.data.clone()),
+                Some(b) => {
+                    let base = &self.built[&(channel.to_owned(), b.clone())];
+                    let whole = payload::apply(base.bytes(), &row.data)
+                        .ok_or_else(|| SqlError::corrupt(op, "bad payload delta"))?;
+                    TypedValue::new(row.type_tag.clone(), whole)
+                }
+            }
+            .map_err(|e| SqlError::corrupt(op, e))?;
+            self.built.insert(k, value);
+        }
+        Ok(self.built.get(&key).cloned())
+    }
+}
+
+impl SqlCheckpointRepository {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    fn kind(&self) -> Kind {
+        self.shared.kind()
+    }
+
+    /// Fetches the payload rows for `keys` of one namespace and every delta base they need.
+    async fn fetch_payloads<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        thread_id: &ThreadId,
+        ns: &CheckpointNamespace,
+        keys: &BTreeSet<(String, String)>,
+        op: &'static str,
+    ) -> SqlResult<PayloadSet> {
+        let kind = self.kind();
+        let mut set = PayloadSet::default();
+        let keys: Vec<&(String, String)> = keys.iter().collect();
+        for chunk in keys.chunks(KEY_CHUNK) {
+            let mut q = Sql::new("");
+            let t = q.bind(text(thread_id.as_str()));
+            let n = q.bind(text(ns.as_str()));
+            q.push(&format!(
+                "WITH RECURSIVE chain (channel, version, type_tag, data, base_version) AS (\
+                 SELECT channel, version, type_tag, data, base_version FROM waymark_checkpoint_payloads \
+                 WHERE thread_id = {t} AND ns = {n} AND (channel, version) IN (VALUES "
+            ));
+            for (i, (ch, ver)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.push("(")
+                    .val(text(ch.clone()))
+                    .push(", ")
+                    .val(text(ver.clone()))
+                    .push(")");
+            }
+            q.push(&format!(
+                ") UNION SELECT p.channel, p.version, p.type_tag, p.data, p.base_version \
+                 FROM waymark_checkpoint_payloads p JOIN chain c \
+                 ON p.channel = c.channel AND p.version = c.base_version \
+                 WHERE p.thread_id = {t} AND p.ns = {n}) \
+                 SELECT channel, version, type_tag, data, base_version FROM chain"
+            ));
+            for row in db::all(c, q.build(kind), op).await? {
+                let r = Row::new(&row, kind, op);
+                set.rows.insert(
+                    (r.text("channel")?, r.text("version")?),
+                    PayloadRow {
+                        type_tag: r.text("type_tag")?,
+                        data: r.bytes("data")?,
+                        base_version: r.opt_text("base_version")?,
+                    },
+                );
+            }
+        }
+        Ok(set)
+    }
+
+    /// Pending writes of the given checkpoints of one namespace, by checkpoint id.
+    async fn fetch_writes<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        thread_id: &ThreadId,
+        ns: &CheckpointNamespace,
+        ids: &[&CheckpointId],
+        op: &'static str,
+    ) -> SqlResult<HashMap<CheckpointId, Vec<PendingWrite>>> {
+        let kind = self.kind();
+        let mut out: HashMap<CheckpointId, Vec<PendingWrite>> = HashMap::new();
+        for chunk in ids.chunks(KEY_CHUNK) {
+            let mut q = Sql::new(
+                "SELECT checkpoint_id, task_id, idx, task_path, channel, type_tag, data \
+                 FROM waymark_checkpoint_writes WHERE thread_id = ",
+            );
+            q.val(text(thread_id.as_str()))
+                .push(" AND ns = ")
+                .val(text(ns.as_str()))
+                .push(" AND checkpoint_id IN ");
+            in_list(&mut q, chunk.iter().map(|i| i.as_str()));
+            for row in db::all(c, q.build(kind), op).await? {
+                let r = Row::new(&row, kind, op);
+                let w = PendingWrite {
+                    task_id: r.id("task_id")?,
+                    task_path: r.text("task_path")?,
+                    channel: r.id("channel")?,
+                    value: TypedValue::new(r.text("type_tag")?, r.bytes("data")?)
+                        .map_err(|e| SqlError::corrupt(op, e))?,
+                    idx: r.i64("idx")?,
+                };
+                out.entry(r.id("checkpoint_id")?).or_default().push(w);
+            }
+        }
+        for ws in out.values_mut() {
+            sort_pending_writes(ws);
+        }
+        Ok(out)
+    }
+
+    /// Turns rows (in their final order) into tuples with writes and payloads.
+    async fn assemble<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        rows: Vec<CpRow>,
+        op: &'static str,
+    ) -> SqlResult<Vec<CheckpointTuple>> {
+        // Decode bodies and group by namespace.
+        let mut decoded = Vec::with_capacity(rows.len());
+        let mut groups: BTreeMap<(ThreadId, CheckpointNamespace), (Vec<usize>, BTreeSet<(String, String)>)> =
+            BTreeMap::new();
+        for (i, row) in rows.iter().enumerate() {
+            let body = body::decode(&row.body, row.id.clone())
+                .map_err(|e| SqlError::corrupt(op, format!("checkpoint body: {e}")))?;
+            let g = groups
+                .entry((row.thread_id.clone(), row.ns.clone()))
+                .or_default();
+            g.0.push(i);
+            for (channel, version) in &body.checkpoint.channel_versions {
+                if !body.checkpoint.channel_values.contains_key(channel) {
+                    g.1.insert((channel.as_str().to_owned(), version.as_key_text()));
+                }
+            }
+            decoded.push(body);
+        }
+        let mut writes: Vec<Vec<PendingWrite>> = vec![Vec::new(); rows.len()];
+        let mut values: Vec<indexmap::IndexMap<ChannelName, TypedValue>> =
+            vec![indexmap::IndexMap::new(); rows.len()];
+        for ((thread_id, ns), (members, keys)) in groups {
+            let mut payloads = if keys.is_empty() {
+                PayloadSet::default()
+            } else {
+                self.fetch_payloads(c, &thread_id, &ns, &keys, op).await?
+            };
+            let ids: Vec<&CheckpointId> = members.iter().map(|&i| &rows[i].id).collect();
+            let mut by_id = self.fetch_writes(c, &thread_id, &ns, &ids, op).await?;
+            for &i in &members {
+                writes[i] = by_id.remove(&rows[i].id).unwrap_or_default();
+                let body = &decoded[i];
+                let cp = &body.checkpoint;
+                let mut out = indexmap::IndexMap::with_capacity(body.value_order.len());
+                for channel in &body.value_order {
+                    let value = match cp.channel_values.get(channel) {
+                        Some(v) => Some(v.clone()),
+                        None => match cp.channel_versions.get(channel) {
+                            Some(ver) => payloads.value(channel.as_str(), &ver.as_key_text(), op)?,
+                            None => None,
+                        },
+                    };
+                    if let Some(v) = value {
+                        out.insert(channel.clone(), v);
+                    }
+                }
+                for (channel, ver) in &cp.channel_versions {
+                    if !out.contains_key(channel)
+                        && let Some(v) = payloads.value(channel.as_str(), &ver.as_key_text(), op)?
+                    {
+                        out.insert(channel.clone(), v);
+                    }
+                }
+                values[i] = out;
+            }
+        }
+        let mut tuples = Vec::with_capacity(rows.len());
+        for (((row, body), w), vals) in rows.into_iter().zip(decoded).zip(writes).zip(values) {
+            let mut checkpoint = body.checkpoint;
+            checkpoint.channel_values = vals;
+            tuples.push(CheckpointTuple {
+                thread_id: row.thread_id,
+                namespace: row.ns,
+                checkpoint,
+                metadata: CheckpointMetadata(row.metadata),
+                parent_id: row.parent_id,
+                pending_writes: w,
+            });
+        }
+        Ok(tuples)
+    }
+
+    /// Writes one put inside the caller's transaction; returns the cache entries to record
+    /// after commit.
+    async fn write_put<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        put: &CheckpointPut,
+        cache_updates: &mut Vec<((ThreadId, CheckpointNamespace, ChannelName), payload::CachedPayload)>,
+        op: &'static str,
+    ) -> SqlResult<()> {
+        let kind = self.kind();
+        let cp = &put.checkpoint;
+        // Versioned carried values: payload keys.
+        let versioned: Vec<(&ChannelName, String, &TypedValue)> = cp
+            .channel_values
+            .iter()
+            .filter_map(|(ch, v)| {
+                cp.channel_versions
+                    .get(ch)
+                    .map(|ver| (ch, ver.as_key_text(), v))
+            })
+            .collect();
+        if !versioned.is_empty() {
+            // Which keys exist already: their bytes need not travel.
+            let mut q = Sql::new(
+                "SELECT channel, version FROM waymark_checkpoint_payloads WHERE thread_id = ",
+            );
+            q.val(text(put.thread_id.as_str()))
+                .push(" AND ns = ")
+                .val(text(put.namespace.as_str()))
+                .push(" AND channel IN ");
+            in_list(&mut q, versioned.iter().map(|(ch, _, _)| ch.as_str()));
+            q.push(" AND version IN ");
+            in_list(&mut q, versioned.iter().map(|(_, ver, _)| ver.as_str()));
+            let mut existing: HashSet<(String, String)> = HashSet::new();
+            for row in db::all(c, q.build(kind), op).await? {
+                let r = Row::new(&row, kind, op);
+                existing.insert((r.text("channel")?, r.text("version")?));
+            }
+            for (channel, version, value) in versioned {
+                if existing.contains(&(channel.as_str().to_owned(), version.clone())) {
+                    continue;
+                }
+                let entry = self
+                    .store_payload(c, put, channel, &version, value, op)
+                    .await?;
+                cache_updates.push((
+                    (put.thread_id.clone(), put.namespace.clone(), channel.clone()),
+                    entry,
+                ));
+            }
+        }
+        let body = body::encode(cp, |ch| cp.channel_versions.contains_key(ch));
+        let metadata = serde_json::to_string(&put.metadata.0)
+            .map_err(|e| SqlError::corrupt(op, format!("metadata: {e}")))?;
+        let cast = match kind {
+            Kind::Postgres => "CAST($6 AS JSON)",
+            Kind::Sqlite => "$6",
+        };
+        db::exec(
+            c,
+            kind.stmt(
+                format!(
+                    "INSERT INTO waymark_checkpoints (thread_id, ns, checkpoint_id, parent_id, run_id, \
+                     metadata, v, body) VALUES ($1, $2, $3, $4, $5, {cast}, $7, $8) \
+                     ON CONFLICT (thread_id, ns, checkpoint_id) DO UPDATE SET parent_id = excluded.parent_id, \
+                     run_id = excluded.run_id, metadata = excluded.metadata, v = excluded.v, body = excluded.body"
+                ),
+                vec![
+                    text(put.thread_id.as_str()),
+                    text(put.namespace.as_str()),
+                    text(cp.id.as_str()),
+                    opt_text(put.parent_id.as_ref().map(|p| p.as_str())),
+                    opt_text(put.metadata.run_id()),
+                    text(metadata),
+                    int(cp.v),
+                    bytes(body),
+                ],
+            ),
+            op,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Stores one payload, as an append delta when the cache holds a base it extends.
+    async fn store_payload<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        put: &CheckpointPut,
+        channel: &ChannelName,
+        version: &str,
+        value: &TypedValue,
+        op: &'static str,
+    ) -> SqlResult<payload::CachedPayload> {
+        let kind = self.kind();
+        let whole = Arc::new(value.bytes().to_vec());
+        if value.type_tag() == TypedValue::MSGPACK
+            && let Some(base) = self
+                .shared
+                .payload_cache
+                .get(&put.thread_id, &put.namespace, channel)
+            && base.depth < payload::MAX_DEPTH
+            && base.version != version
+            && let Some(d) = payload::delta(&base.bytes, value.bytes())
+            && base.chain_bytes + d.len() <= base.snapshot_len
+        {
+            let d_len = d.len();
+            let inserted = db::exec(
+                c,
+                kind.stmt(
+                    "INSERT INTO waymark_checkpoint_payloads (thread_id, ns, channel, version, \
+                     type_tag, data, base_version, depth) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+                     WHERE EXISTS (SELECT 1 FROM waymark_checkpoint_payloads WHERE thread_id = $1 \
+                     AND ns = $2 AND channel = $3 AND version = $7) \
+                     ON CONFLICT (thread_id, ns, channel, version) DO NOTHING",
+                    vec![
+                        text(put.thread_id.as_str()),
+                        text(put.namespace.as_str()),
+                        text(channel.as_str()),
+                        text(version),
+                        text(value.type_tag()),
+                        bytes(d),
+                        text(base.version.clone()),
+                        int(base.depth + 1),
+                    ],
+                ),
+                op,
+            )
+            .await?;
+            if inserted > 0 {
+                return Ok(payload::CachedPayload {
+                    version: version.to_owned(),
+                    bytes: whole,
+                    depth: base.depth + 1,
+                    chain_bytes: base.chain_bytes + d_len,
+                    snapshot_len: base.snapshot_len,
+                });
+            }
+        }
+        db::exec(
+            c,
+            kind.stmt(
+                "INSERT INTO waymark_checkpoint_payloads (thread_id, ns, channel, version, \
+                 type_tag, data, base_version, depth) VALUES ($1, $2, $3, $4, $5, $6, NULL, 0) \
+                 ON CONFLICT (thread_id, ns, channel, version) DO NOTHING",
+                vec![
+                    text(put.thread_id.as_str()),
+                    text(put.namespace.as_str()),
+                    text(channel.as_str()),
+                    text(version),
+                    text(value.type_tag()),
+                    bytes(value.bytes().to_vec()),
+                ],
+            ),
+            op,
+        )
+        .await?;
+        Ok(payload::CachedPayload {
+            version: version.to_owned(),
+            snapshot_len: whole.len(),
+            bytes: whole,
+            depth: 0,
+            chain_bytes: 0,
+        })
+    }
+
+    /// Deletes payloads of one namespace that no remaining checkpoint references, keeping the
+    /// bases of referenced deltas.
+    async fn collect_payloads<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        thread_id: &ThreadId,
+        ns: &CheckpointNamespace,
+        op: &'static str,
+    ) -> SqlResult<()> {
+        let kind = self.kind();
+        let mut referenced: HashSet<(String, String)> = HashSet::new();
+        for row in db::all(
+            c,
+            kind.stmt(
+                "SELECT body FROM waymark_checkpoints WHERE thread_id = $1 AND ns = $2",
+                vec![text(thread_id.as_str()), text(ns.as_str())],
+            ),
+            op,
+        )
+        .await?
+        {
+            let b = Row::new(&row, kind, op).bytes("body")?;
+            for (ch, ver) in body::channel_versions(&b)
+                .map_err(|e| SqlError::corrupt(op, format!("checkpoint body: {e}")))?
+            {
+                referenced.insert((ch.into_inner(), ver.as_key_text()));
+            }
+        }
+        let mut all: HashMap<(String, String), (Option<String>, i64)> = HashMap::new();
+        for row in db::all(
+            c,
+            kind.stmt(
+                "SELECT channel, version, base_version, depth FROM waymark_checkpoint_payloads \
+                 WHERE thread_id = $1 AND ns = $2",
+                vec![text(thread_id.as_str()), text(ns.as_str())],
+            ),
+            op,
+        )
+        .await?
+        {
+            let r = Row::new(&row, kind, op);
+            all.insert(
+                (r.text("channel")?, r.text("version")?),
+                (r.opt_text("base_version")?, r.i64("depth")?),
+            );
+        }
+        // Keep the referenced payloads and, transitively, their bases.
+        let mut keep: HashSet<(String, String)> = HashSet::new();
+        for key in referenced {
+            let mut cur = Some(key);
+            while let Some(k) = cur {
+                if !all.contains_key(&k) || !keep.insert(k.clone()) {
+                    break;
+                }
+                cur = all[&k].0.clone().map(|b| (k.0.clone(), b));
+            }
+        }
+        let mut doomed: Vec<(&(String, String), i64)> = all
+            .iter()
+            .filter(|(k, _)| !keep.contains(*k))
+            .map(|(k, (_, depth))| (k, *depth))
+            .collect();
+        // Dependents before their bases, so the foreign key holds after every statement.
+        doomed.sort_by(|a, b| b.1.cmp(&a.1));
+        for chunk in doomed.chunks(KEY_CHUNK) {
+            let mut q = Sql::new("DELETE FROM waymark_checkpoint_payloads WHERE thread_id = ");
+            q.val(text(thread_id.as_str()))
+                .push(" AND ns = ")
+                .val(text(ns.as_str()))
+                .push(" AND (channel, version) IN (VALUES ");
+            for (i, ((ch, ver), _)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.push("(")
+                    .val(text(ch.clone()))
+                    .push(", ")
+                    .val(text(ver.clone()))
+                    .push(")");
+            }
+            q.push(")");
+            db::exec(c, q.build(kind), op).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the given checkpoints of one namespace and their writes; returns how many
+    /// checkpoints existed.
+    async fn remove_checkpoints<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        thread_id: &ThreadId,
+        ns: &CheckpointNamespace,
+        ids: &[&str],
+        op: &'static str,
+    ) -> SqlResult<u64> {
+        let kind = self.kind();
+        let mut removed = 0;
+        for chunk in ids.chunks(KEY_CHUNK) {
+            for table in ["waymark_checkpoints", "waymark_checkpoint_writes"] {
+                let mut q = Sql::new(&format!("DELETE FROM {table} WHERE thread_id = "));
+                q.val(text(thread_id.as_str()))
+                    .push(" AND ns = ")
+                    .val(text(ns.as_str()))
+                    .push(" AND checkpoint_id IN ");
+                in_list(&mut q, chunk.iter().copied());
+                let n = db::exec(c, q.build(kind), op).await?;
+                if table == "waymark_checkpoints" {
+                    removed += n;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// `prune(KeepLatest)` of one thread (spec §4.9, the in-memory store's algorithm).
+    async fn keep_latest<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        thread_id: &ThreadId,
+        op: &'static str,
+    ) -> SqlResult<()> {
+        let kind = self.kind();
+        let t = text(thread_id.as_str());
+        // Every namespace with any row.
+        let mut namespaces: BTreeSet<CheckpointNamespace> = BTreeSet::new();
+        for table in [
+            "waymark_checkpoints",
+            "waymark_checkpoint_writes",
+            "waymark_checkpoint_payloads",
+        ] {
+            for row in db::all(
+                c,
+                kind.stmt(
+                    format!("SELECT DISTINCT ns FROM {table} WHERE thread_id = $1"),
+                    vec![t.clone()],
+                ),
+                op,
+            )
+            .await?
+            {
+                namespaces.insert(Row::new(&row, kind, op).id("ns")?);
+            }
+        }
+        // Checkpoints: ns -> id -> (parent, v, parents[""]).
+        type Info = (Option<CheckpointId>, i64, Option<String>);
+        let mut cps: BTreeMap<CheckpointNamespace, BTreeMap<CheckpointId, Info>> = BTreeMap::new();
+        for row in db::all(
+            c,
+            kind.stmt(
+                "SELECT ns, checkpoint_id, parent_id, v, CAST(metadata AS TEXT) AS metadata \
+                 FROM waymark_checkpoints WHERE thread_id = $1",
+                vec![t.clone()],
+            ),
+            op,
+        )
+        .await?
+        {
+            let r = Row::new(&row, kind, op);
+            let meta = CheckpointMetadata(r.json_text_object("metadata")?);
+            cps.entry(r.id("ns")?).or_default().insert(
+                r.id("checkpoint_id")?,
+                (r.opt_id("parent_id")?, r.i64("v")?, meta.parent_in("").map(str::to_owned)),
+            );
+        }
+        // Checkpoints holding `__pregel_tasks` writes.
+        let mut with_tasks: HashSet<(CheckpointNamespace, CheckpointId)> = HashSet::new();
+        for row in db::all(
+            c,
+            kind.stmt(
+                "SELECT DISTINCT ns, checkpoint_id FROM waymark_checkpoint_writes \
+                 WHERE thread_id = $1 AND channel = $2",
+                vec![t.clone(), text(TASKS_CHANNEL)],
+            ),
+            op,
+        )
+        .await?
+        {
+            let r = Row::new(&row, kind, op);
+            with_tasks.insert((r.id("ns")?, r.id("checkpoint_id")?));
+        }
+        let empty = BTreeMap::new();
+        // 1. Keep sets.
+        let mut keep: BTreeMap<CheckpointNamespace, BTreeSet<CheckpointId>> = BTreeMap::new();
+        for name in &namespaces {
+            let rows = cps.get(name).unwrap_or(&empty);
+            let mut set = BTreeSet::new();
+            if let Some((head_id, (parent, v, _))) = rows.last_key_value() {
+                set.insert(head_id.clone());
+                if *v < 4
+                    && let Some(parent) = parent
+                    && rows.contains_key(parent)
+                    && with_tasks.contains(&(name.clone(), parent.clone()))
+                {
+                    set.insert(parent.clone());
+                }
+            }
+            keep.insert(name.clone(), set);
+        }
+        let root = CheckpointNamespace::root();
+        let root_rows = cps.get(&root);
+        let root_keep = keep.get(&root);
+        // 2. Doomed subgraph namespaces.
+        let mut doomed: Vec<CheckpointNamespace> = Vec::new();
+        for name in &namespaces {
+            if !name.is_subgraph() {
+                continue;
+            }
+            let hangs_from = cps
+                .get(name)
+                .and_then(|rows| rows.last_key_value())
+                .and_then(|(_, (_, _, p))| p.as_deref())
+                .and_then(|id| CheckpointId::parse(id).ok());
+            if let Some(root_id) = hangs_from
+                && root_rows.is_some_and(|r| r.contains_key(&root_id))
+                && !root_keep.is_some_and(|k| k.contains(&root_id))
+            {
+                doomed.push(name.clone());
+            }
+        }
+        for name in &doomed {
+            for table in [
+                "waymark_checkpoint_writes",
+                "waymark_checkpoints",
+                "waymark_checkpoint_payloads",
+            ] {
+                db::exec(
+                    c,
+                    kind.stmt(
+                        format!("DELETE FROM {table} WHERE thread_id = $1 AND ns = $2"),
+                        vec![t.clone(), text(name.as_str())],
+                    ),
+                    op,
+                )
+                .await?;
+            }
+        }
+        // 3. Other namespaces.
+        for name in &namespaces {
+            if doomed.contains(name) {
+                continue;
+            }
+            let kept = &keep[name];
+            let gone: Vec<&str> = cps
+                .get(name)
+                .unwrap_or(&empty)
+                .keys()
+                .filter(|id| !kept.contains(*id))
+                .map(CheckpointId::as_str)
+                .collect();
+            self.remove_checkpoints(c, thread_id, name, &gone, op).await?;
+            // Writes of anything not kept (orphan writes included).
+            let mut q = Sql::new("DELETE FROM waymark_checkpoint_writes WHERE thread_id = ");
+            q.val(t.clone()).push(" AND ns = ").val(text(name.as_str()));
+            if !kept.is_empty() {
+                q.push(" AND checkpoint_id NOT IN ");
+                in_list(&mut q, kept.iter().map(CheckpointId::as_str));
+            }
+            db::exec(c, q.build(kind), op).await?;
+            for chunk in gone.chunks(KEY_CHUNK) {
+                let mut q = Sql::new("UPDATE waymark_checkpoints SET parent_id = NULL WHERE thread_id = ");
+                q.val(t.clone())
+                    .push(" AND ns = ")
+                    .val(text(name.as_str()))
+                    .push(" AND parent_id IN ");
+                in_list(&mut q, chunk.iter().copied());
+                db::exec(c, q.build(kind), op).await?;
+            }
+            self.collect_payloads(c, thread_id, name, op).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Drops duplicate `(task_id, idx)` keys of one call the way the rule resolves them: the last
+/// one wins for an upsert, the first for insert-or-ignore.
+fn dedupe_writes(rows: Vec<PendingWrite>, upsert: bool) -> Vec<PendingWrite> {
+    let mut seen: HashMap<WriteKey, usize> = HashMap::new();
+    let mut out: Vec<PendingWrite> = Vec::with_capacity(rows.len());
+    for w in rows {
+        let key = (w.task_id.as_str().to_owned(), w.idx);
+        match seen.get(&key) {
+            Some(&i) if upsert => out[i] = w,
+            Some(_) => {}
+            None => {
+                seen.insert(key, out.len());
+                out.push(w);
+            }
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl CheckpointRepository for SqlCheckpointRepository {
+    async fn put(&self, put: CheckpointPut) -> DomainResult<CheckpointRef> {
+        Ok(self.put_many(vec![put]).await?.remove(0))
+    }
+
+    async fn put_many(&self, puts: Vec<CheckpointPut>) -> DomainResult<Vec<CheckpointRef>> {
+        const OP: &str = "checkpoints.put";
+        puts.iter().try_for_each(validate_put)?;
+        if puts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.shared.db.begin_write(OP).await?;
+        let mut cache_updates = Vec::new();
+        for put in &puts {
+            self.write_put(&txn, put, &mut cache_updates, OP).await?;
+        }
+        txn.commit().await.op(OP)?;
+        for (key, entry) in cache_updates {
+            self.shared.payload_cache.put(key, entry);
+        }
+        Ok(puts
+            .iter()
+            .map(|p| CheckpointRef {
+                thread_id: p.thread_id.clone(),
+                namespace: p.namespace.clone(),
+                checkpoint_id: p.checkpoint.id.clone(),
+            })
+            .collect())
+    }
+
+    async fn put_writes(&self, batch: WriteBatch) -> DomainResult<()> {
+        const OP: &str = "checkpoints.put_writes";
+        if batch.writes.is_empty() {
+            return Ok(());
+        }
+        check_no_nul("task_path", &batch.task_path)?;
+        let kind = self.kind();
+        let upsert = batch.is_upsert();
+        let rows = dedupe_writes(batch.to_pending_writes(), upsert);
+        let target = &batch.target;
+        let mut q = Sql::new(
+            "INSERT INTO waymark_checkpoint_writes (thread_id, ns, checkpoint_id, task_id, idx, \
+             task_path, channel, type_tag, data) VALUES ",
+        );
+        let t = q.bind(text(target.thread_id.as_str()));
+        let n = q.bind(text(target.namespace.as_str()));
+        let id = q.bind(text(target.checkpoint_id.as_str()));
+        for (i, w) in rows.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.push(&format!("({t}, {n}, {id}, "))
+                .val(text(w.task_id.as_str()))
+                .push(", ")
+                .val(int(w.idx))
+                .push(", ")
+                .val(text(w.task_path.clone()))
+                .push(", ")
+                .val(text(w.channel.as_str()))
+                .push(", ")
+                .val(text(w.value.type_tag()))
+                .push(", ")
+                .val(bytes(w.value.bytes().to_vec()))
+                .push(")");
+        }
+        q.push(" ON CONFLICT (thread_id, ns, checkpoint_id, task_id, idx) ");
+        q.push(if upsert {
+            "DO UPDATE SET task_path = excluded.task_path, channel = excluded.channel, \
+             type_tag = excluded.type_tag, data = excluded.data"
+        } else {
+            "DO NOTHING"
+        });
+        db::exec(&self.shared.db.conn, q.build(kind), OP).await?;
+        Ok(())
+    }
+
+    async fn get_tuple(
+        &self,
+        thread_id: &ThreadId,
+        namespace: &CheckpointNamespace,
+        checkpoint_id: Option<CheckpointId>,
+    ) -> DomainResult<Option<CheckpointTuple>> {
+        const OP: &str = "checkpoints.get_tuple";
+        let kind = self.kind();
+        let mut q = Sql::new(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM waymark_checkpoints WHERE thread_id = "
+        ));
+        q.val(text(thread_id.as_str()))
+            .push(" AND ns = ")
+            .val(text(namespace.as_str()));
+        match &checkpoint_id {
+            Some(id) => {
+                q.push(" AND checkpoint_id = ").val(text(id.as_str()));
+            }
+            None => {
+                q.push(" ORDER BY checkpoint_id DESC LIMIT 1");
+            }
+        }
+        // One snapshot for the row, its writes and its payloads.
+        let txn = self.shared.db.begin_read(OP).await?;
+        let Some(row) = db::one(&txn, q.build(kind), OP).await? else {
+            return Ok(None);
+        };
+        let row = cp_row(&Row::new(&row, kind, OP))?;
+        let mut tuples = self.assemble(&txn, vec![row], OP).await?;
+        txn.commit().await.op(OP)?;
+        Ok(tuples.pop())
+    }
+
+    async fn list(&self, query: &CheckpointQuery) -> DomainResult<Vec<CheckpointTuple>> {
+        const OP: &str = "checkpoints.list";
+        if query.limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        let kind = self.kind();
+        // Which filter conditions SQL can decide exactly.
+        let (pushed, rest): (JsonObject, JsonObject) = match kind {
+            Kind::Postgres => (query.filter.clone(), JsonObject::new()),
+            Kind::Sqlite => query.filter.iter().map(|(k, v)| (k.clone(), v.clone())).partition(
+                |(k, v)| {
+                    !matches!(v, JsonValue::Array(_) | JsonValue::Object(_))
+                        && !k.is_empty()
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                },
+            ),
+        };
+        let mut q = Sql::new(if rest.is_empty() {
+            "SELECT thread_id, ns, checkpoint_id FROM waymark_checkpoints WHERE 1 = 1"
+        } else {
+            "SELECT thread_id, ns, checkpoint_id, CAST(metadata AS TEXT) AS metadata \
+             FROM waymark_checkpoints WHERE 1 = 1"
+        });
+        if let Some(t) = &query.thread_id {
+            q.push(" AND thread_id = ").val(text(t.as_str()));
+        }
+        if let Some(n) = &query.namespace {
+            q.push(" AND ns = ").val(text(n.as_str()));
+        }
+        if let Some(id) = &query.checkpoint_id {
+            q.push(" AND checkpoint_id = ").val(text(id.as_str()));
+        }
+        if let Some(b) = &query.before {
+            q.push(" AND checkpoint_id < ").val(text(b.as_str()));
+        }
+        if !pushed.is_empty() {
+            match kind {
+                Kind::Postgres => {
+                    q.push(" AND CAST(metadata AS JSONB) @> ")
+                        .val(kind.json(&JsonValue::Object(pushed)));
+                }
+                Kind::Sqlite => {
+                    super::threads::push_scalar_filter(&mut q, kind, "metadata", &pushed);
+                }
+            }
+        }
+        q.push(" ORDER BY checkpoint_id DESC, thread_id ASC, ns ASC");
+        if rest.is_empty()
+            && let Some(l) = query.limit
+        {
+            q.push(" LIMIT ").val(int(i64::from(l)));
+        }
+        let txn = self.shared.db.begin_read(OP).await?;
+        let mut keys: Vec<(ThreadId, CheckpointNamespace, CheckpointId)> = Vec::new();
+        for row in db::all(&txn, q.build(kind), OP).await? {
+            let r = Row::new(&row, kind, OP);
+            if !rest.is_empty() && !metadata_matches(&r.json_text_object("metadata")?, &rest) {
+                continue;
+            }
+            keys.push((r.id("thread_id")?, r.id("ns")?, r.id("checkpoint_id")?));
+            if query.limit.is_some_and(|l| keys.len() >= l as usize) {
+                break;
+            }
+        }
+        // Fetch the rows, grouped by namespace, then restore the order.
+        let mut by_ns: BTreeMap<(&ThreadId, &CheckpointNamespace), Vec<&CheckpointId>> = BTreeMap::new();
+        for (t, n, id) in &keys {
+            by_ns.entry((t, n)).or_default().push(id);
+        }
+        let mut found: HashMap<(ThreadId, CheckpointNamespace, CheckpointId), CpRow> = HashMap::new();
+        for ((t, n), ids) in by_ns {
+            for chunk in ids.chunks(KEY_CHUNK) {
+                let mut q = Sql::new(&format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM waymark_checkpoints WHERE thread_id = "
+                ));
+                q.val(text(t.as_str()))
+                    .push(" AND ns = ")
+                    .val(text(n.as_str()))
+                    .push(" AND checkpoint_id IN ");
+                in_list(&mut q, chunk.iter().map(|i| i.as_str()));
+                for row in db::all(&txn, q.build(kind), OP).await? {
+                    let row = cp_row(&Row::new(&row, kind, OP))?;
+                    found.insert((row.thread_id.clone(), row.ns.clone(), row.id.clone()), row);
+                }
+            }
+        }
+        let rows: Vec<CpRow> = keys.iter().filter_map(|k| found.remove(k)).collect();
+        let tuples = self.assemble(&txn, rows, OP).await?;
+        txn.commit().await.op(OP)?;
+        Ok(tuples)
+    }
+
+    async fn delete_thread(&self, thread_id: &ThreadId) -> DomainResult<()> {
+        const OP: &str = "checkpoints.delete_thread";
+        let txn = self.shared.db.begin_write(OP).await?;
+        delete_thread_checkpoints(&txn, self.kind(), thread_id, OP).await?;
+        txn.commit().await.op(OP)?;
+        self.shared.payload_cache.forget_thread(thread_id);
+        Ok(())
+    }
+
+    async fn copy_thread(&self, source: &ThreadId, target: &ThreadId) -> DomainResult<()> {
+        const OP: &str = "checkpoints.copy_thread";
+        if source == target {
+            return Ok(());
+        }
+        let kind = self.kind();
+        let txn = self.shared.db.begin_write(OP).await?;
+        for (table, cols, key) in [
+            (
+                "waymark_checkpoint_payloads",
+                "ns, channel, version, type_tag, data, base_version, depth",
+                "thread_id, ns, channel, version",
+            ),
+            (
+                "waymark_checkpoints",
+                "ns, checkpoint_id, parent_id, run_id, metadata, v, body",
+                "thread_id, ns, checkpoint_id",
+            ),
+            (
+                "waymark_checkpoint_writes",
+                "ns, checkpoint_id, task_id, idx, task_path, channel, type_tag, data",
+                "thread_id, ns, checkpoint_id, task_id, idx",
+            ),
+        ] {
+            // Payloads in depth order so a delta's base is always there first.
+            let order = if table == "waymark_checkpoint_payloads" {
+                " ORDER BY depth"
+            } else {
+                ""
+            };
+            db::exec(
+                &txn,
+                kind.stmt(
+                    format!(
+                        "INSERT INTO {table} (thread_id, {cols}) SELECT $2, {cols} FROM {table} \
+                         WHERE thread_id = $1{order} ON CONFLICT ({key}) DO NOTHING"
+                    ),
+                    vec![text(source.as_str()), text(target.as_str())],
+                ),
+                OP,
+            )
+            .await?;
+        }
+        txn.commit().await.op(OP)?;
+        Ok(())
+    }
+
+    async fn prune(&self, thread_ids: Vec<ThreadId>, strategy: PruneStrategy) -> DomainResult<()> {
+        const OP: &str = "checkpoints.prune";
+        if thread_ids.is_empty() {
+            return Ok(());
+        }
+        let kind = self.kind();
+        let txn = self.shared.db.begin_write(OP).await?;
+        for thread_id in &thread_ids {
+            match strategy {
+                PruneStrategy::Delete => {
+                    delete_thread_checkpoints(&txn, kind, thread_id, OP).await?;
+                }
+                PruneStrategy::KeepLatest => self.keep_latest(&txn, thread_id, OP).await?,
+            }
+        }
+        txn.commit().await.op(OP)?;
+        for t in &thread_ids {
+            self.shared.payload_cache.forget_thread(t);
+        }
+        Ok(())
+    }
+
+    async fn delete_for_runs(&self, run_ids: Vec<RunId>) -> DomainResult<()> {
+        const OP: &str = "checkpoints.delete_for_runs";
+        if run_ids.is_empty() {
+            return Ok(());
+        }
+        let kind = self.kind();
+        let txn = self.shared.db.begin_write(OP).await?;
+        let mut doomed: BTreeMap<(ThreadId, CheckpointNamespace), Vec<String>> = BTreeMap::new();
+        for chunk in run_ids.chunks(KEY_CHUNK) {
+            let mut q = Sql::new(
+                "SELECT thread_id, ns, checkpoint_id FROM waymark_checkpoints WHERE run_id IN ",
+            );
+            in_list(&mut q, chunk.iter().map(RunId::as_str));
+            for row in db::all(&txn, q.build(kind), OP).await? {
+                let r = Row::new(&row, kind, OP);
+                doomed
+                    .entry((r.id("thread_id")?, r.id("ns")?))
+                    .or_default()
+                    .push(r.text("checkpoint_id")?);
+            }
+        }
+        for ((t, n), ids) in &doomed {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            self.remove_checkpoints(&txn, t, n, &ids, OP).await?;
+            self.collect_payloads(&txn, t, n, OP).await?;
+        }
+        txn.commit().await.op(OP)?;
+        if !doomed.is_empty() {
+            self.shared.payload_cache.clear();
+        }
+        Ok(())
+    }
+
+    async fn delete_checkpoints(
+        &self,
+        thread_id: &ThreadId,
+        namespace: &CheckpointNamespace,
+        checkpoint_ids: Vec<CheckpointId>,
+    ) -> DomainResult<u64> {
+        const OP: &str = "checkpoints.delete_checkpoints";
+        let ids: BTreeSet<&str> = checkpoint_ids.iter().map(CheckpointId::as_str).collect();
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let txn = self.shared.db.begin_write(OP).await?;
+        let removed = self
+            .remove_checkpoints(&txn, thread_id, namespace, &ids, OP)
+            .await?;
+        self.collect_payloads(&txn, thread_id, namespace, OP).await?;
+        txn.commit().await.op(OP)?;
+        self.shared.payload_cache.forget_thread(thread_id);
+        Ok(removed)
+    }
+
+    async fn summary(&self, thread_id: &ThreadId) -> DomainResult<CheckpointSummary> {
+        const OP: &str = "checkpoints.summary";
+        let kind = self.kind();
+        let len = match kind {
+            Kind::Postgres => "octet_length",
+            Kind::Sqlite => "length",
+        };
+        let row = db::one(
+            &self.shared.db.conn,
+            kind.stmt(
+                format!(
+                    "SELECT \
+                     (SELECT CAST(COUNT(*) AS BIGINT) FROM waymark_checkpoints WHERE thread_id = $1) AS checkpoints, \
+                     (SELECT CAST(COUNT(*) AS BIGINT) FROM waymark_checkpoint_writes WHERE thread_id = $1) AS writes, \
+                     (SELECT CAST(COUNT(DISTINCT ns) AS BIGINT) FROM waymark_checkpoints WHERE thread_id = $1) AS namespaces, \
+                     (SELECT MIN(checkpoint_id) FROM waymark_checkpoints WHERE thread_id = $1) AS oldest, \
+                     (SELECT MAX(checkpoint_id) FROM waymark_checkpoints WHERE thread_id = $1) AS newest, \
+                     (SELECT CAST(COALESCE(SUM({len}(type_tag) + {len}(data)), 0) AS BIGINT) \
+                        FROM waymark_checkpoint_payloads WHERE thread_id = $1) AS payload_bytes, \
+                     (SELECT CAST(COALESCE(SUM({len}(type_tag) + {len}(data)), 0) AS BIGINT) \
+                        FROM waymark_checkpoint_writes WHERE thread_id = $1) AS write_bytes"
+                ),
+                vec![text(thread_id.as_str())],
+            ),
+            OP,
+        )
+        .await?
+        .ok_or_else(|| DomainError::storage(OP, "no row"))?;
+        let r = Row::new(&row, kind, OP);
+        Ok(CheckpointSummary {
+            checkpoints: r.u64("checkpoints")?,
+            writes: r.u64("writes")?,
+            namespaces: r.u64("namespaces")?,
+            oldest: r.opt_id("oldest")?,
+            newest: r.opt_id("newest")?,
+            stored_bytes: Some(r.u64("payload_bytes")? + r.u64("write_bytes")?),
+        })
+    }
+}

@@ -1,0 +1,375 @@
+//! The thin layer between the stores and SeaORM: which database we talk to, how values are
+//! bound and how columns are read back.
+//!
+//! Statements are written once with `$1`-style placeholders, which both sqlx drivers accept,
+//! and differ per database only where the dialects do (JSON operators, timestamp types). The
+//! differences in *representation* are confined here:
+//!
+//! | value | PostgreSQL | SQLite |
+//! |---|---|---|
+//! | timestamp | `TIMESTAMPTZ` | text `YYYY-MM-DDTHH:MM:SS.ffffff+00:00` (fixed width, sorts as time) |
+//! | JSON | `JSONB` (`JSON` where key order must survive) | JSON text |
+//! | bytes | `BYTEA` | `BLOB` |
+//! | bool | `BOOLEAN` | `INTEGER` 0/1 |
+
+use std::str::FromStr;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, QueryResult, Statement,
+    TransactionOptions, TransactionTrait, Value,
+};
+use waymark_domain::{DomainError, JsonObject, JsonValue};
+
+use super::error::{DbResultExt, SqlError, SqlResult};
+
+/// The database behind a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// SQLite (a file or an in-memory database).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Kind {
+    fn backend(self) -> DbBackend {
+        match self {
+            Kind::Sqlite => DbBackend::Sqlite,
+            Kind::Postgres => DbBackend::Postgres,
+        }
+    }
+
+    /// A statement with positional `$n` parameters.
+    pub fn stmt(self, sql: impl Into<String>, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.backend(), sql.into(), values)
+    }
+
+    /// A timestamp parameter (microsecond precision, UTC).
+    pub fn ts(self, t: DateTime<Utc>) -> Value {
+        let t = t.trunc_subsecs(6);
+        match self {
+            Kind::Postgres => Value::ChronoDateTimeUtc(Some(t)),
+            Kind::Sqlite => Value::String(Some(sqlite_ts_text(t))),
+        }
+    }
+
+    /// An optional timestamp parameter.
+    pub fn opt_ts(self, t: Option<DateTime<Utc>>) -> Value {
+        match (self, t) {
+            (_, Some(t)) => self.ts(t),
+            (Kind::Postgres, None) => Value::ChronoDateTimeUtc(None),
+            (Kind::Sqlite, None) => Value::String(None),
+        }
+    }
+
+    /// A JSON parameter for a `JSONB` (PostgreSQL) / text (SQLite) column. On PostgreSQL the
+    /// SQL must not cast it; it arrives as `jsonb`.
+    pub fn json(self, v: &JsonValue) -> Value {
+        match self {
+            Kind::Postgres => Value::Json(Some(Box::new(v.clone()))),
+            Kind::Sqlite => Value::String(Some(v.to_string())),
+        }
+    }
+
+    /// A JSON object parameter, see [`Kind::json`].
+    pub fn json_obj(self, v: &JsonObject) -> Value {
+        match self {
+            Kind::Postgres => Value::Json(Some(Box::new(JsonValue::Object(v.clone())))),
+            Kind::Sqlite => Value::String(Some(
+                serde_json::to_string(v).unwrap_or_else(|_| "{}".into()),
+            )),
+        }
+    }
+}
+
+/// The fixed-width text form of a UTC instant on SQLite. Fixed width makes text order equal
+/// time order, so comparisons and `ORDER BY` work on the column directly.
+pub fn sqlite_ts_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+}
+
+/// A text parameter.
+pub fn text(s: impl Into<String>) -> Value {
+    Value::String(Some(s.into()))
+}
+
+/// An optional text parameter.
+pub fn opt_text<S: Into<String>>(s: Option<S>) -> Value {
+    Value::String(s.map(Into::into))
+}
+
+/// An integer parameter.
+pub fn int(i: i64) -> Value {
+    Value::BigInt(Some(i))
+}
+
+/// An optional integer parameter.
+pub fn opt_int(i: Option<i64>) -> Value {
+    Value::BigInt(i)
+}
+
+/// A byte-string parameter.
+pub fn bytes(b: Vec<u8>) -> Value {
+    Value::Bytes(Some(b))
+}
+
+/// Converts an unsigned count to the signed column type.
+pub fn u64_param(field: &'static str, n: u64) -> SqlResult<Value> {
+    i64::try_from(n)
+        .map(int)
+        .map_err(|_| SqlError::Domain(DomainError::invalid(field, format!("{n} is too large"))))
+}
+
+/// A database handle: the pool and its kind.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// The SeaORM pool.
+    pub conn: DatabaseConnection,
+    /// Which database it is.
+    pub kind: Kind,
+}
+
+impl Db {
+    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken
+    /// up front, so two writers never both read and then collide on upgrade (which SQLite
+    /// answers with `SQLITE_BUSY` that the busy timeout cannot wait out).
+    pub async fn begin_write(&self, op: &'static str) -> SqlResult<DatabaseTransaction> {
+        match self.kind {
+            Kind::Sqlite => self
+                .conn
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await
+                .op(op),
+            Kind::Postgres => self.conn.begin().await.op(op),
+        }
+    }
+
+    /// Starts a read transaction (a consistent snapshot across several statements).
+    pub async fn begin_read(&self, op: &'static str) -> SqlResult<DatabaseTransaction> {
+        self.conn.begin().await.op(op)
+    }
+}
+
+/// Runs a query and returns every row.
+pub async fn all<C: ConnectionTrait>(
+    c: &C,
+    stmt: Statement,
+    op: &'static str,
+) -> SqlResult<Vec<QueryResult>> {
+    c.query_all_raw(stmt).await.op(op)
+}
+
+/// Runs a query and returns the first row, if any.
+pub async fn one<C: ConnectionTrait>(
+    c: &C,
+    stmt: Statement,
+    op: &'static str,
+) -> SqlResult<Option<QueryResult>> {
+    c.query_one_raw(stmt).await.op(op)
+}
+
+/// Executes a statement and returns the number of affected rows.
+pub async fn exec<C: ConnectionTrait>(c: &C, stmt: Statement, op: &'static str) -> SqlResult<u64> {
+    Ok(c.execute_raw(stmt).await.op(op)?.rows_affected())
+}
+
+/// Typed access to the columns of one result row.
+pub struct Row<'a> {
+    r: &'a QueryResult,
+    kind: Kind,
+    op: &'static str,
+}
+
+impl<'a> Row<'a> {
+    /// Wraps a row read by `op`.
+    pub fn new(r: &'a QueryResult, kind: Kind, op: &'static str) -> Self {
+        Self { r, kind, op }
+    }
+
+    fn get<T: sea_orm::TryGetable>(&self, col: &str) -> SqlResult<T> {
+        self.r
+            .try_get::<T>("", col)
+            .map_err(|e| SqlError::corrupt(self.op, format!("column {col}: {e}")))
+    }
+
+    /// A text column.
+    pub fn text(&self, col: &str) -> SqlResult<String> {
+        self.get(col)
+    }
+
+    /// A nullable text column.
+    pub fn opt_text(&self, col: &str) -> SqlResult<Option<String>> {
+        self.get(col)
+    }
+
+    /// A text column parsed into a validated id.
+    pub fn id<T: FromStr<Err = DomainError>>(&self, col: &str) -> SqlResult<T> {
+        let s = self.text(col)?;
+        s.parse()
+            .map_err(|e| SqlError::corrupt(self.op, format!("column {col}: {e}")))
+    }
+
+    /// A nullable text column parsed into a validated id.
+    pub fn opt_id<T: FromStr<Err = DomainError>>(&self, col: &str) -> SqlResult<Option<T>> {
+        match self.opt_text(col)? {
+            None => Ok(None),
+            Some(s) => s
+                .parse()
+                .map(Some)
+                .map_err(|e| SqlError::corrupt(self.op, format!("column {col}: {e}"))),
+        }
+    }
+
+    /// A 64-bit integer column.
+    pub fn i64(&self, col: &str) -> SqlResult<i64> {
+        self.get(col)
+    }
+
+    /// A nullable 64-bit integer column.
+    pub fn opt_i64(&self, col: &str) -> SqlResult<Option<i64>> {
+        self.get(col)
+    }
+
+    /// A non-negative integer column as `u64`.
+    pub fn u64(&self, col: &str) -> SqlResult<u64> {
+        let v = self.i64(col)?;
+        u64::try_from(v).map_err(|_| SqlError::corrupt(self.op, format!("column {col} is {v}")))
+    }
+
+    /// A boolean column.
+    pub fn bool(&self, col: &str) -> SqlResult<bool> {
+        self.get(col)
+    }
+
+    /// A byte-string column.
+    pub fn bytes(&self, col: &str) -> SqlResult<Vec<u8>> {
+        self.get(col)
+    }
+
+    /// A nullable byte-string column.
+    pub fn opt_bytes(&self, col: &str) -> SqlResult<Option<Vec<u8>>> {
+        self.get(col)
+    }
+
+    /// A timestamp column, always UTC.
+    pub fn ts(&self, col: &str) -> SqlResult<DateTime<Utc>> {
+        match self.kind {
+            Kind::Postgres => self.get(col),
+            Kind::Sqlite => parse_sqlite_ts(&self.text(col)?)
+                .ok_or_else(|| SqlError::corrupt(self.op, format!("column {col}: bad timestamp"))),
+        }
+    }
+
+    /// A nullable timestamp column.
+    pub fn opt_ts(&self, col: &str) -> SqlResult<Option<DateTime<Utc>>> {
+        match self.kind {
+            Kind::Postgres => self.get(col),
+            Kind::Sqlite => match self.opt_text(col)? {
+                None => Ok(None),
+                Some(s) => parse_sqlite_ts(&s).map(Some).ok_or_else(|| {
+                    SqlError::corrupt(self.op, format!("column {col}: bad timestamp"))
+                }),
+            },
+        }
+    }
+
+    /// A JSON column.
+    pub fn json(&self, col: &str) -> SqlResult<JsonValue> {
+        match self.kind {
+            Kind::Postgres => self.get(col),
+            Kind::Sqlite => {
+                let s = self.text(col)?;
+                serde_json::from_str(&s)
+                    .map_err(|e| SqlError::corrupt(self.op, format!("column {col}: {e}")))
+            }
+        }
+    }
+
+    /// A JSON column that must hold an object.
+    pub fn json_object(&self, col: &str) -> SqlResult<JsonObject> {
+        match self.json(col)? {
+            JsonValue::Object(m) => Ok(m),
+            other => Err(SqlError::corrupt(
+                self.op,
+                format!("column {col} holds {other}, not an object"),
+            )),
+        }
+    }
+
+    /// A text column holding JSON (kept as text on both databases to preserve key order).
+    pub fn json_text_object(&self, col: &str) -> SqlResult<JsonObject> {
+        let s: String = match self.kind {
+            Kind::Sqlite => self.text(col)?,
+            // A `JSON` column reads as its verbatim text.
+            Kind::Postgres => self.text(col)?,
+        };
+        serde_json::from_str(&s).map_err(|e| SqlError::corrupt(self.op, format!("column {col}: {e}")))
+    }
+}
+
+/// Parses SQLite's stored text; a value without an offset is read as UTC (spec §0.1).
+pub fn parse_sqlite_ts(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(n.and_utc());
+        }
+    }
+    None
+}
+
+/// A statement under construction: text plus the values its `$n` placeholders refer to.
+#[derive(Debug, Default)]
+pub struct Sql {
+    text: String,
+    vals: Vec<Value>,
+}
+
+impl Sql {
+    /// Starts a statement.
+    pub fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            vals: Vec::new(),
+        }
+    }
+
+    /// Appends text.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Binds a value and returns its placeholder.
+    pub fn bind(&mut self, v: Value) -> String {
+        self.vals.push(v);
+        format!("${}", self.vals.len())
+    }
+
+    /// Binds a value and appends its placeholder.
+    pub fn val(&mut self, v: Value) -> &mut Self {
+        let p = self.bind(v);
+        self.text.push_str(&p);
+        self
+    }
+
+    /// The finished statement.
+    pub fn build(self, kind: Kind) -> Statement {
+        kind.stmt(self.text, self.vals)
+    }
+}
+
+/// The owner predicate of a scope (spec §0.2): nothing for `Unscoped`, `col = $n` for a user,
+/// so owner-less rows stay invisible to users.
+pub fn scope_filter(q: &mut Sql, scope: &waymark_domain::UserScope, col: &str) {
+    if let waymark_domain::UserScope::User(u) = scope {
+        q.push(&format!(" AND {col} = "));
+        q.val(text(u.as_str()));
+    }
+}

@@ -1,0 +1,142 @@
+//! The schema, as sea-orm-migration migrations: one migration per file, one set for both
+//! databases. Each migration is written once in a neutral DDL dialect whose type tokens
+//! ([`render`]) become each database's native types, plus a few statements only one database
+//! has (PostgreSQL's GIN index).
+//!
+//! Every Waymark table is prefixed `waymark_`, so Waymark's native tables live beside
+//! LangGraph's own (`checkpoints`, `checkpoint_writes`, `checkpoint_blobs`, `writes`, ...) in
+//! one database without clashing. Applied migrations are recorded in `waymark_migrations`.
+
+use sea_orm::{ConnectionTrait, DbBackend};
+use sea_orm_migration::prelude::*;
+
+mod m0001_sessions_threads;
+mod m0002_checkpoints;
+mod m0003_run_events;
+mod m0004_branches_snapshots;
+mod m0005_feedback;
+mod m0006_token_usage;
+mod m0007_chat_streams;
+mod m0008_items;
+
+/// Waymark's migrations, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m0001_sessions_threads::Migration),
+            Box::new(m0002_checkpoints::Migration),
+            Box::new(m0003_run_events::Migration),
+            Box::new(m0004_branches_snapshots::Migration),
+            Box::new(m0005_feedback::Migration),
+            Box::new(m0006_token_usage::Migration),
+            Box::new(m0007_chat_streams::Migration),
+            Box::new(m0008_items::Migration),
+        ]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "waymark_migrations".into_iden()
+    }
+}
+
+/// Replaces the neutral type tokens with the database's types:
+///
+/// | token | PostgreSQL | SQLite | used for |
+/// |---|---|---|---|
+/// | `{key}` | `TEXT COLLATE "C"` | `TEXT` | ids and names compared and ordered by code point |
+/// | `{ts}` | `TIMESTAMPTZ` | `TEXT` (fixed-width RFC 3339 UTC) | instants |
+/// | `{json}` | `JSONB` | `TEXT` | JSON whose key order does not matter |
+/// | `{jsonx}` | `JSON` | `TEXT` | JSON kept verbatim (checkpoint metadata) |
+/// | `{bytes}` | `BYTEA` | `BLOB` | payloads |
+/// | `{bool}` | `BOOLEAN` | `INTEGER` | flags |
+pub(crate) fn render(backend: DbBackend, ddl: &str) -> String {
+    let pg = backend == DbBackend::Postgres;
+    ddl.replace("{key}", if pg { "TEXT COLLATE \"C\"" } else { "TEXT" })
+        .replace("{ts}", if pg { "TIMESTAMPTZ" } else { "TEXT" })
+        .replace("{jsonx}", if pg { "JSON" } else { "TEXT" })
+        .replace("{json}", if pg { "JSONB" } else { "TEXT" })
+        .replace("{bytes}", if pg { "BYTEA" } else { "BLOB" })
+        .replace("{bool}", if pg { "BOOLEAN" } else { "INTEGER" })
+}
+
+/// Runs `;`-separated neutral DDL (no `;` inside a statement), then the statements only this
+/// database needs.
+pub(crate) async fn run(
+    manager: &SchemaManager<'_>,
+    ddl: &str,
+    postgres_only: &[&str],
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    let backend = manager.get_database_backend();
+    for stmt in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        db.execute_unprepared(&render(backend, stmt)).await?;
+    }
+    if backend == DbBackend::Postgres {
+        for stmt in postgres_only {
+            db.execute_unprepared(stmt).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops tables (for `down`).
+pub(crate) async fn drop_tables(manager: &SchemaManager<'_>, tables: &[&str]) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    for t in tables {
+        db.execute_unprepared(&format!("DROP TABLE IF EXISTS {t}"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Declares a migration struct whose `up` runs `$ddl` (+ PostgreSQL-only statements) and whose
+/// `down` drops `$tables`.
+macro_rules! migration {
+    ($name:literal, $ddl:expr, $pg_only:expr, $tables:expr) => {
+        /// See the module documentation.
+        pub struct Migration;
+
+        impl sea_orm_migration::MigrationName for Migration {
+            fn name(&self) -> &str {
+                $name
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl sea_orm_migration::MigrationTrait for Migration {
+            async fn up(
+                &self,
+                manager: &sea_orm_migration::SchemaManager,
+            ) -> Result<(), sea_orm::DbErr> {
+                super::run(manager, $ddl, $pg_only).await
+            }
+
+            async fn down(
+                &self,
+                manager: &sea_orm_migration::SchemaManager,
+            ) -> Result<(), sea_orm::DbErr> {
+                super::drop_tables(manager, $tables).await
+            }
+        }
+    };
+}
+pub(crate) use migration;
+
+/// Applies pending migrations in one transaction. Concurrent callers (several processes
+/// connecting at once) are serialized: PostgreSQL by a transaction-scoped advisory lock,
+/// SQLite by the immediate transaction's write lock.
+pub(crate) async fn apply(db: &super::db::Db) -> super::error::SqlResult<()> {
+    use super::error::DbResultExt;
+    let txn = db.begin_write("migrate").await?;
+    if db.kind == super::db::Kind::Postgres {
+        // Any fixed key works; this one spells "waymark" in ASCII.
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(34179537286709611)")
+            .await
+            .op("migrate")?;
+    }
+    Migrator::up(&txn, None).await.op("migrate")?;
+    txn.commit().await.op("migrate")
+}
