@@ -1,0 +1,720 @@
+//! Checkpoints in memory: Waymark's native storage model (spec `langgraph-compat.md` §1, §4.4-4.9,
+//! §6.3), which the SQL stores copy table for table.
+//!
+//! ## Storage model
+//!
+//! Per `(thread, namespace)`:
+//! * **checkpoint rows** keyed by id: parent id, metadata, and the checkpoint *without* its
+//!   versioned channel values. A value whose channel has no entry in `channel_versions` stays
+//!   inline in the row; the row also remembers the order of the channels the checkpoint
+//!   carried, so values read back in the order they were put.
+//! * **payloads**, content-addressed by `(channel, version text)` where the text is
+//!   [`ChannelVersion::as_key_text`] (PostgreSQL's `jsonb_each_text` form). `put` stores every
+//!   versioned value it carries under its key unless the key is already stored
+//!   (insert-or-ignore). Unlike LangGraph's PostgreSQL saver this does not depend on
+//!   `new_versions`, so nothing put is ever lost; an unchanged channel is still stored once.
+//! * **pending writes** keyed by `(checkpoint, task, idx)`.
+//!
+//! ## Reading
+//!
+//! `channel_values` = the channels the checkpoint carried, in their order (inline value, or
+//! the payload of the channel's version), followed by any other channel of `channel_versions`
+//! whose payload is stored (in `channel_versions` order), as PostgreSQL's blob join does. A
+//! versioned channel whose payload is gone is absent.
+//!
+//! ## Other rules
+//!
+//! * A `put` with an existing key replaces the row entirely, parent included.
+//! * `list` orders by checkpoint id text descending, ties (same id in several threads or
+//!   namespaces) by thread then namespace ascending; `limit: Some(0)` returns nothing.
+//! * Metadata filters use jsonb containment (spec §4.7, §5).
+//! * Deletes other than `delete_thread` collect payloads no remaining checkpoint of the
+//!   namespace references.
+//! * `prune(KeepLatest)` follows §4.9 with payload collection in place of the blob step, and
+//!   does not consult snapshots (retention that honours snapshot pins is the application's
+//!   job, through `delete_checkpoints`).
+//! * Input refused with `InvalidInput`: a checkpoint that is its own parent, an `extra` key that
+//!   names a modelled checkpoint key, a non-finite float version, NUL characters in metadata,
+//!   `ts`, `task_path` or node names.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use indexmap::IndexMap;
+use waymark_domain::checkpoint::{
+    ChannelVersion, ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointPut,
+    CheckpointQuery, CheckpointRef, CheckpointRepository, CheckpointSummary, CheckpointTuple,
+    PendingWrite, PruneStrategy, TypedValue, WriteBatch, sort_pending_writes,
+};
+use waymark_domain::{
+    ChannelName, CheckpointId, CheckpointNamespace, DomainError, DomainResult, JsonValue, RunId,
+    TaskId, ThreadId,
+};
+
+use super::{Shared, check_json_object, check_no_nul};
+
+/// The top-level checkpoint keys the model names; `extra` may not repeat them.
+const MODELLED_KEYS: [&str; 7] = [
+    "v",
+    "id",
+    "ts",
+    "channel_values",
+    "channel_versions",
+    "versions_seen",
+    "updated_channels",
+];
+
+/// The channel of legacy `Send` packets (prune's v < 4 parent rule).
+const TASKS_CHANNEL: &str = "__pregel_tasks";
+
+/// Every checkpoint of the backend.
+#[derive(Default)]
+pub(crate) struct CheckpointTables {
+    threads: BTreeMap<ThreadId, ThreadCheckpoints>,
+}
+
+/// One thread's namespaces.
+#[derive(Default, Clone)]
+struct ThreadCheckpoints {
+    namespaces: BTreeMap<CheckpointNamespace, Namespace>,
+}
+
+/// The rows of one `(thread, namespace)`.
+#[derive(Default, Clone)]
+struct Namespace {
+    checkpoints: BTreeMap<CheckpointId, StoredCheckpoint>,
+    /// checkpoint id -> (task id, idx) -> write.
+    writes: BTreeMap<CheckpointId, BTreeMap<(TaskId, i64), StoredWrite>>,
+    /// channel -> version text -> payload.
+    payloads: HashMap<ChannelName, HashMap<String, TypedValue>>,
+}
+
+/// A checkpoint row.
+#[derive(Clone)]
+struct StoredCheckpoint {
+    parent_id: Option<CheckpointId>,
+    metadata: CheckpointMetadata,
+    /// The checkpoint; its `channel_values` hold only the unversioned (inline) values.
+    body: Checkpoint,
+    /// The channels `channel_values` carried at `put`, in order.
+    value_order: Vec<ChannelName>,
+}
+
+/// A pending-write row (task id and idx are its key).
+#[derive(Clone)]
+struct StoredWrite {
+    task_path: String,
+    channel: ChannelName,
+    value: TypedValue,
+}
+
+impl Namespace {
+    fn is_empty(&self) -> bool {
+        self.checkpoints.is_empty() && self.writes.is_empty() && self.payloads.is_empty()
+    }
+
+    fn payload(&self, channel: &ChannelName, version: &ChannelVersion) -> Option<&TypedValue> {
+        self.payloads
+            .get(channel)
+            .and_then(|by_version| by_version.get(&version.as_key_text()))
+    }
+
+    /// Stores one put; the caller has validated it.
+    fn apply_put(
+        &mut self,
+        parent_id: Option<CheckpointId>,
+        metadata: CheckpointMetadata,
+        mut body: Checkpoint,
+    ) {
+        let carried = std::mem::take(&mut body.channel_values);
+        let mut inline = IndexMap::new();
+        let mut value_order = Vec::with_capacity(carried.len());
+        for (channel, value) in carried {
+            value_order.push(channel.clone());
+            match body.channel_versions.get(&channel) {
+                Some(version) => {
+                    self.payloads
+                        .entry(channel)
+                        .or_default()
+                        .entry(version.as_key_text())
+                        .or_insert(value);
+                }
+                None => {
+                    inline.insert(channel, value);
+                }
+            }
+        }
+        body.channel_values = inline;
+        self.checkpoints.insert(
+            body.id.clone(),
+            StoredCheckpoint {
+                parent_id,
+                metadata,
+                body,
+                value_order,
+            },
+        );
+    }
+
+    /// The writes of one checkpoint in the mandatory order.
+    fn pending_writes(&self, id: &CheckpointId) -> Vec<PendingWrite> {
+        let mut writes: Vec<PendingWrite> = self
+            .writes
+            .get(id)
+            .into_iter()
+            .flat_map(|rows| rows.iter())
+            .map(|((task_id, idx), w)| PendingWrite {
+                task_id: task_id.clone(),
+                task_path: w.task_path.clone(),
+                channel: w.channel.clone(),
+                value: w.value.clone(),
+                idx: *idx,
+            })
+            .collect();
+        sort_pending_writes(&mut writes);
+        writes
+    }
+
+    /// Reassembles a stored checkpoint into a tuple.
+    fn assemble(
+        &self,
+        thread_id: &ThreadId,
+        namespace: &CheckpointNamespace,
+        row: &StoredCheckpoint,
+    ) -> CheckpointTuple {
+        let mut checkpoint = row.body.clone();
+        let inline = std::mem::take(&mut checkpoint.channel_values);
+        let mut values = IndexMap::with_capacity(row.value_order.len());
+        for channel in &row.value_order {
+            let value = match inline.get(channel) {
+                Some(v) => Some(v),
+                None => checkpoint
+                    .channel_versions
+                    .get(channel)
+                    .and_then(|version| self.payload(channel, version)),
+            };
+            if let Some(v) = value {
+                values.insert(channel.clone(), v.clone());
+            }
+        }
+        for (channel, version) in &checkpoint.channel_versions {
+            if !values.contains_key(channel)
+                && let Some(v) = self.payload(channel, version)
+            {
+                values.insert(channel.clone(), v.clone());
+            }
+        }
+        checkpoint.channel_values = values;
+        CheckpointTuple {
+            thread_id: thread_id.clone(),
+            namespace: namespace.clone(),
+            pending_writes: self.pending_writes(&checkpoint.id),
+            checkpoint,
+            metadata: row.metadata.clone(),
+            parent_id: row.parent_id.clone(),
+        }
+    }
+
+    /// Removes the checkpoints and their writes; returns how many checkpoints existed.
+    fn remove_checkpoints(&mut self, ids: &BTreeSet<CheckpointId>) -> u64 {
+        let mut removed = 0;
+        for id in ids {
+            if self.checkpoints.remove(id).is_some() {
+                removed += 1;
+            }
+            self.writes.remove(id);
+        }
+        removed
+    }
+
+    /// Drops payloads that no remaining checkpoint references through its `channel_versions`.
+    fn collect_payloads(&mut self) {
+        let mut referenced: HashSet<(&ChannelName, String)> = HashSet::new();
+        for row in self.checkpoints.values() {
+            for (channel, version) in &row.body.channel_versions {
+                referenced.insert((channel, version.as_key_text()));
+            }
+        }
+        let mut kept: HashMap<ChannelName, HashMap<String, TypedValue>> = HashMap::new();
+        for (channel, by_version) in std::mem::take(&mut self.payloads) {
+            let live: HashMap<String, TypedValue> = by_version
+                .into_iter()
+                .filter(|(version, _)| referenced.contains(&(&channel, version.clone())))
+                .collect();
+            if !live.is_empty() {
+                kept.insert(channel, live);
+            }
+        }
+        self.payloads = kept;
+    }
+
+    /// Bytes of payloads, inline values and writes held by the namespace.
+    fn stored_bytes(&self) -> u64 {
+        let payloads: usize = self
+            .payloads
+            .values()
+            .flat_map(HashMap::values)
+            .map(TypedValue::stored_len)
+            .sum();
+        let inline: usize = self
+            .checkpoints
+            .values()
+            .map(|row| row.body.payload_len())
+            .sum();
+        let writes: usize = self
+            .writes
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|w| w.value.stored_len())
+            .sum();
+        (payloads + inline + writes) as u64
+    }
+
+    /// Adds the rows of `source` that this namespace lacks (insert-or-ignore).
+    fn absorb(&mut self, source: &Namespace) {
+        for (id, row) in &source.checkpoints {
+            self.checkpoints
+                .entry(id.clone())
+                .or_insert_with(|| row.clone());
+        }
+        for (id, rows) in &source.writes {
+            let target = self.writes.entry(id.clone()).or_default();
+            for (key, w) in rows {
+                target.entry(key.clone()).or_insert_with(|| w.clone());
+            }
+        }
+        for (channel, by_version) in &source.payloads {
+            let target = self.payloads.entry(channel.clone()).or_default();
+            for (version, value) in by_version {
+                target
+                    .entry(version.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+    }
+}
+
+impl ThreadCheckpoints {
+    fn drop_empty_namespaces(&mut self) {
+        self.namespaces.retain(|_, ns| !ns.is_empty());
+    }
+
+    /// `prune(KeepLatest)` of one thread (spec §4.9 without the blob step; payloads are
+    /// collected instead).
+    fn keep_latest(&mut self) {
+        // 1. Keep set per namespace: the head, plus the head's parent when the head is a legacy
+        //    (v < 4) checkpoint and the parent holds `__pregel_tasks` writes.
+        let mut keep: BTreeMap<CheckpointNamespace, BTreeSet<CheckpointId>> = BTreeMap::new();
+        for (name, ns) in &self.namespaces {
+            let mut set = BTreeSet::new();
+            if let Some((head_id, head)) = ns.checkpoints.last_key_value() {
+                set.insert(head_id.clone());
+                if head.body.v < 4
+                    && let Some(parent) = &head.parent_id
+                    && ns.checkpoints.contains_key(parent)
+                    && ns.writes.get(parent).is_some_and(|rows| {
+                        rows.values().any(|w| w.channel.as_str() == TASKS_CHANNEL)
+                    })
+                {
+                    set.insert(parent.clone());
+                }
+            }
+            keep.insert(name.clone(), set);
+        }
+        let root = CheckpointNamespace::root();
+        let root_rows = self.namespaces.get(&root);
+        let root_keep = keep.get(&root);
+        // 2. Subgraph namespaces hanging from a root checkpoint that exists but is not kept go
+        //    whole.
+        let mut doomed: Vec<CheckpointNamespace> = Vec::new();
+        for (name, ns) in &self.namespaces {
+            if !name.is_subgraph() {
+                continue;
+            }
+            let hangs_from = ns
+                .checkpoints
+                .last_key_value()
+                .and_then(|(_, head)| head.metadata.parent_in(""))
+                .and_then(|id| CheckpointId::parse(id).ok());
+            if let Some(root_id) = hangs_from
+                && root_rows.is_some_and(|r| r.checkpoints.contains_key(&root_id))
+                && !root_keep.is_some_and(|k| k.contains(&root_id))
+            {
+                doomed.push(name.clone());
+            }
+        }
+        for name in &doomed {
+            self.namespaces.remove(name);
+        }
+        // 3. Other namespaces: drop what is not kept with its writes, clear dangling parents,
+        //    collect payloads.
+        for (name, ns) in self.namespaces.iter_mut() {
+            let Some(kept) = keep.get(name) else { continue };
+            let gone: BTreeSet<CheckpointId> = ns
+                .checkpoints
+                .keys()
+                .filter(|id| !kept.contains(*id))
+                .cloned()
+                .collect();
+            ns.remove_checkpoints(&gone);
+            ns.writes.retain(|id, _| kept.contains(id));
+            for row in ns.checkpoints.values_mut() {
+                if row.parent_id.as_ref().is_some_and(|p| gone.contains(p)) {
+                    row.parent_id = None;
+                }
+            }
+            ns.collect_payloads();
+        }
+        self.drop_empty_namespaces();
+    }
+}
+
+impl CheckpointTables {
+    /// Removes every checkpoint, write and payload of the thread.
+    pub(crate) fn delete_thread(&mut self, thread_id: &ThreadId) {
+        self.threads.remove(thread_id);
+    }
+
+    fn namespace(
+        &self,
+        thread_id: &ThreadId,
+        namespace: &CheckpointNamespace,
+    ) -> Option<&Namespace> {
+        self.threads
+            .get(thread_id)
+            .and_then(|t| t.namespaces.get(namespace))
+    }
+
+    fn namespace_mut(
+        &mut self,
+        thread_id: &ThreadId,
+        namespace: &CheckpointNamespace,
+    ) -> &mut Namespace {
+        self.threads
+            .entry(thread_id.clone())
+            .or_default()
+            .namespaces
+            .entry(namespace.clone())
+            .or_default()
+    }
+
+    fn drop_empty(&mut self) {
+        for thread in self.threads.values_mut() {
+            thread.drop_empty_namespaces();
+        }
+        self.threads.retain(|_, t| !t.namespaces.is_empty());
+    }
+}
+
+/// Checks one put before anything is stored.
+fn validate_put(put: &CheckpointPut) -> DomainResult<()> {
+    let cp = &put.checkpoint;
+    if put.parent_id.as_ref() == Some(&cp.id) {
+        return Err(DomainError::invalid(
+            "parent_id",
+            format!("checkpoint {} cannot be its own parent", cp.id),
+        ));
+    }
+    for key in cp.extra.keys() {
+        if key.is_empty() || MODELLED_KEYS.contains(&key.as_str()) {
+            return Err(DomainError::invalid(
+                "checkpoint",
+                format!("extra key {key:?} is empty or repeats a modelled checkpoint key"),
+            ));
+        }
+        check_no_nul("checkpoint", key)?;
+    }
+    check_no_nul("ts", &cp.ts)?;
+    check_versions("channel_versions", &cp.channel_versions)?;
+    check_versions("new_versions", &put.new_versions)?;
+    for (node, versions) in &cp.versions_seen {
+        check_no_nul("versions_seen", node)?;
+        check_versions("versions_seen", versions)?;
+    }
+    check_json_object("metadata", &put.metadata.0)
+}
+
+/// Versions must have a finite float and NUL-free text (both databases store them as text).
+fn check_versions(field: &'static str, versions: &ChannelVersions) -> DomainResult<()> {
+    for (channel, version) in versions {
+        match version {
+            ChannelVersion::Float(f) if !f.is_finite() => {
+                return Err(DomainError::invalid(
+                    field,
+                    format!("version of {channel} is not a finite number"),
+                ));
+            }
+            ChannelVersion::Str(s) => check_no_nul(field, s)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// jsonb containment (`have @> want`, spec §4.7): objects by subset, arrays by containing every
+/// wanted element, numbers by value, everything else by equality (so `true` never matches `1`
+/// and a wanted null matches only a stored null).
+pub(crate) fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
+    match (have, want) {
+        (JsonValue::Object(h), JsonValue::Object(w)) => w
+            .iter()
+            .all(|(k, wv)| h.get(k).is_some_and(|hv| json_contains(hv, wv))),
+        (JsonValue::Array(h), JsonValue::Array(w)) => {
+            w.iter().all(|wv| h.iter().any(|hv| json_contains(hv, wv)))
+        }
+        (JsonValue::Number(_), JsonValue::Number(_)) => {
+            waymark_domain::thread::json_scalar_eq(have, want)
+        }
+        _ => have == want,
+    }
+}
+
+/// Whether stored metadata contains the filter object.
+fn metadata_matches(metadata: &CheckpointMetadata, filter: &waymark_domain::JsonObject) -> bool {
+    filter.iter().all(|(k, want)| {
+        metadata
+            .0
+            .get(k)
+            .is_some_and(|have| json_contains(have, want))
+    })
+}
+
+/// The in-memory [`CheckpointRepository`].
+pub struct MemoryCheckpointRepository {
+    shared: Arc<Shared>,
+}
+
+impl MemoryCheckpointRepository {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+fn reference(put: &CheckpointPut) -> CheckpointRef {
+    CheckpointRef {
+        thread_id: put.thread_id.clone(),
+        namespace: put.namespace.clone(),
+        checkpoint_id: put.checkpoint.id.clone(),
+    }
+}
+
+#[async_trait]
+impl CheckpointRepository for MemoryCheckpointRepository {
+    async fn put(&self, put: CheckpointPut) -> DomainResult<CheckpointRef> {
+        Ok(self.put_many(vec![put]).await?.remove(0))
+    }
+
+    async fn put_many(&self, puts: Vec<CheckpointPut>) -> DomainResult<Vec<CheckpointRef>> {
+        puts.iter().try_for_each(validate_put)?;
+        let refs: Vec<CheckpointRef> = puts.iter().map(reference).collect();
+        let mut state = self.shared.lock();
+        for put in puts {
+            state
+                .checkpoints
+                .namespace_mut(&put.thread_id, &put.namespace)
+                .apply_put(put.parent_id, put.metadata, put.checkpoint);
+        }
+        Ok(refs)
+    }
+
+    async fn put_writes(&self, batch: WriteBatch) -> DomainResult<()> {
+        if batch.writes.is_empty() {
+            return Ok(());
+        }
+        check_no_nul("task_path", &batch.task_path)?;
+        let upsert = batch.is_upsert();
+        let rows = batch.to_pending_writes();
+        let target = batch.target;
+        let mut state = self.shared.lock();
+        let slot = state
+            .checkpoints
+            .namespace_mut(&target.thread_id, &target.namespace)
+            .writes
+            .entry(target.checkpoint_id)
+            .or_default();
+        for w in rows {
+            let key = (w.task_id, w.idx);
+            let row = StoredWrite {
+                task_path: w.task_path,
+                channel: w.channel,
+                value: w.value,
+            };
+            if upsert {
+                slot.insert(key, row);
+            } else {
+                slot.entry(key).or_insert(row);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_tuple(
+        &self,
+        thread_id: &ThreadId,
+        namespace: &CheckpointNamespace,
+        checkpoint_id: Option<CheckpointId>,
+    ) -> DomainResult<Option<CheckpointTuple>> {
+        let state = self.shared.lock();
+        let Some(ns) = state.checkpoints.namespace(thread_id, namespace) else {
+            return Ok(None);
+        };
+        let row = match &checkpoint_id {
+            Some(id) => ns.checkpoints.get(id),
+            None => ns.checkpoints.last_key_value().map(|(_, row)| row),
+        };
+        Ok(row.map(|row| ns.assemble(thread_id, namespace, row)))
+    }
+
+    async fn list(&self, query: &CheckpointQuery) -> DomainResult<Vec<CheckpointTuple>> {
+        if query.limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        let state = self.shared.lock();
+        let mut hits: Vec<(&CheckpointId, &ThreadId, &CheckpointNamespace)> = Vec::new();
+        for (thread_id, thread) in &state.checkpoints.threads {
+            if query.thread_id.as_ref().is_some_and(|t| t != thread_id) {
+                continue;
+            }
+            for (name, ns) in &thread.namespaces {
+                if query.namespace.as_ref().is_some_and(|n| n != name) {
+                    continue;
+                }
+                for (id, row) in &ns.checkpoints {
+                    if query.checkpoint_id.as_ref().is_some_and(|c| c != id)
+                        || query.before.as_ref().is_some_and(|b| id >= b)
+                        || !metadata_matches(&row.metadata, &query.filter)
+                    {
+                        continue;
+                    }
+                    hits.push((id, thread_id, name));
+                }
+            }
+        }
+        hits.sort_by(|a, b| b.0.cmp(a.0).then(a.1.cmp(b.1)).then(a.2.cmp(b.2)));
+        if let Some(limit) = query.limit {
+            hits.truncate(limit as usize);
+        }
+        Ok(hits
+            .into_iter()
+            .filter_map(|(id, thread_id, name)| {
+                let ns = state.checkpoints.namespace(thread_id, name)?;
+                let row = ns.checkpoints.get(id)?;
+                Some(ns.assemble(thread_id, name, row))
+            })
+            .collect())
+    }
+
+    async fn delete_thread(&self, thread_id: &ThreadId) -> DomainResult<()> {
+        self.shared.lock().checkpoints.delete_thread(thread_id);
+        Ok(())
+    }
+
+    async fn copy_thread(&self, source: &ThreadId, target: &ThreadId) -> DomainResult<()> {
+        if source == target {
+            return Ok(());
+        }
+        let mut state = self.shared.lock();
+        let Some(from) = state.checkpoints.threads.get(source).cloned() else {
+            return Ok(());
+        };
+        for (name, ns) in &from.namespaces {
+            state.checkpoints.namespace_mut(target, name).absorb(ns);
+        }
+        Ok(())
+    }
+
+    async fn prune(&self, thread_ids: Vec<ThreadId>, strategy: PruneStrategy) -> DomainResult<()> {
+        let mut state = self.shared.lock();
+        for thread_id in &thread_ids {
+            match strategy {
+                PruneStrategy::Delete => state.checkpoints.delete_thread(thread_id),
+                PruneStrategy::KeepLatest => {
+                    if let Some(thread) = state.checkpoints.threads.get_mut(thread_id) {
+                        thread.keep_latest();
+                    }
+                }
+            }
+        }
+        state.checkpoints.drop_empty();
+        Ok(())
+    }
+
+    async fn delete_for_runs(&self, run_ids: Vec<RunId>) -> DomainResult<()> {
+        if run_ids.is_empty() {
+            return Ok(());
+        }
+        let runs: HashSet<&str> = run_ids.iter().map(RunId::as_str).collect();
+        let mut state = self.shared.lock();
+        for thread in state.checkpoints.threads.values_mut() {
+            for ns in thread.namespaces.values_mut() {
+                let doomed: BTreeSet<CheckpointId> = ns
+                    .checkpoints
+                    .iter()
+                    .filter(|(_, row)| row.metadata.run_id().is_some_and(|r| runs.contains(r)))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                if !doomed.is_empty() {
+                    ns.remove_checkpoints(&doomed);
+                    ns.collect_payloads();
+                }
+            }
+        }
+        state.checkpoints.drop_empty();
+        Ok(())
+    }
+
+    async fn delete_checkpoints(
+        &self,
+        thread_id: &ThreadId,
+        namespace: &CheckpointNamespace,
+        checkpoint_ids: Vec<CheckpointId>,
+    ) -> DomainResult<u64> {
+        let ids: BTreeSet<CheckpointId> = checkpoint_ids.into_iter().collect();
+        let mut state = self.shared.lock();
+        let Some(ns) = state
+            .checkpoints
+            .threads
+            .get_mut(thread_id)
+            .and_then(|t| t.namespaces.get_mut(namespace))
+        else {
+            return Ok(0);
+        };
+        let removed = ns.remove_checkpoints(&ids);
+        ns.collect_payloads();
+        state.checkpoints.drop_empty();
+        Ok(removed)
+    }
+
+    async fn summary(&self, thread_id: &ThreadId) -> DomainResult<CheckpointSummary> {
+        let state = self.shared.lock();
+        let mut summary = CheckpointSummary {
+            stored_bytes: Some(0),
+            ..CheckpointSummary::default()
+        };
+        let Some(thread) = state.checkpoints.threads.get(thread_id) else {
+            return Ok(summary);
+        };
+        let mut bytes = 0u64;
+        for ns in thread.namespaces.values() {
+            summary.checkpoints += ns.checkpoints.len() as u64;
+            summary.writes += ns.writes.values().map(|w| w.len() as u64).sum::<u64>();
+            if !ns.checkpoints.is_empty() {
+                summary.namespaces += 1;
+            }
+            if let Some((first, _)) = ns.checkpoints.first_key_value()
+                && summary.oldest.as_ref().is_none_or(|o| first < o)
+            {
+                summary.oldest = Some(first.clone());
+            }
+            if let Some((last, _)) = ns.checkpoints.last_key_value()
+                && summary.newest.as_ref().is_none_or(|n| last > n)
+            {
+                summary.newest = Some(last.clone());
+            }
+            bytes += ns.stored_bytes();
+        }
+        summary.stored_bytes = Some(bytes);
+        Ok(summary)
+    }
+}

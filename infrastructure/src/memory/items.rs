@@ -1,0 +1,191 @@
+//! The namespaced key-value store in memory.
+//!
+//! Rules shared with the SQL stores:
+//! * An item is expired when `expires_at <= now`; expired items are never returned, a delete of
+//!   one answers `false`, and `sweep_expired` removes and counts them.
+//! * `put` with `ttl_seconds`: `Some(0)` is refused (an item that expires as it is written can
+//!   never be read; pass `None` for no expiry or delete the item); an expiry after the year
+//!   [`MAX_EXPIRY_YEAR`] is refused (RFC 3339 and both databases' text forms have four-digit
+//!   years). Replacing a live item keeps its `created_at`; replacing an expired one starts over.
+//! * Values, like all stored JSON, may not contain U+0000.
+//! * Order: namespaces compare by their dot-joined text (what a SQL column of the joined
+//!   namespace sorts by), then keys. `search` filters are exact top-level matches (numbers by
+//!   value, `true` never `1`); `list_namespaces` truncates to `max_depth` (at least 1), then
+//!   deduplicates, sorts and pages.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Datelike, Duration, Utc};
+use waymark_domain::kv::{Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing};
+use waymark_domain::thread::json_scalar_eq;
+use waymark_domain::{DomainError, DomainResult, ItemKey, JsonObject};
+
+use super::{Shared, check_json_object};
+
+/// The latest year an item may expire in.
+pub const MAX_EXPIRY_YEAR: i32 = 9999;
+
+/// The in-memory [`KeyValueRepository`].
+pub struct MemoryKeyValueRepository {
+    shared: Arc<Shared>,
+}
+
+impl MemoryKeyValueRepository {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+/// The expiry of an item written at `now` with `ttl_seconds`.
+fn expiry(now: DateTime<Utc>, ttl_seconds: Option<u64>) -> DomainResult<Option<DateTime<Utc>>> {
+    let Some(ttl) = ttl_seconds else {
+        return Ok(None);
+    };
+    if ttl == 0 {
+        return Err(DomainError::invalid(
+            "ttl_seconds",
+            "must be at least 1; omit it for an item that never expires",
+        ));
+    }
+    let too_far = || {
+        DomainError::invalid(
+            "ttl_seconds",
+            format!("{ttl} seconds reaches past the year {MAX_EXPIRY_YEAR}"),
+        )
+    };
+    let at = i64::try_from(ttl)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(too_far)?;
+    if at.year() > MAX_EXPIRY_YEAR {
+        return Err(too_far());
+    }
+    Ok(Some(at))
+}
+
+fn is_live(item: &Item, now: DateTime<Utc>) -> bool {
+    item.expires_at.is_none_or(|at| at > now)
+}
+
+fn filter_matches(value: &JsonObject, filter: &JsonObject) -> bool {
+    filter
+        .iter()
+        .all(|(k, want)| value.get(k).is_some_and(|have| json_scalar_eq(have, want)))
+}
+
+fn key(namespace: &ItemNamespace, key: &ItemKey) -> (String, ItemKey) {
+    (namespace.joined(), key.clone())
+}
+
+#[async_trait]
+impl KeyValueRepository for MemoryKeyValueRepository {
+    async fn put(
+        &self,
+        namespace: &ItemNamespace,
+        item_key: &ItemKey,
+        value: JsonObject,
+        ttl_seconds: Option<u64>,
+    ) -> DomainResult<Item> {
+        check_json_object("value", &value)?;
+        let now = self.shared.now();
+        let expires_at = expiry(now, ttl_seconds)?;
+        let mut state = self.shared.lock();
+        let k = key(namespace, item_key);
+        let created_at = state
+            .items
+            .get(&k)
+            .filter(|old| is_live(old, now))
+            .map_or(now, |old| old.created_at);
+        let item = Item {
+            namespace: namespace.clone(),
+            key: item_key.clone(),
+            value,
+            created_at,
+            updated_at: now,
+            expires_at,
+        };
+        state.items.insert(k, item.clone());
+        Ok(item)
+    }
+
+    async fn get(
+        &self,
+        namespace: &ItemNamespace,
+        item_key: &ItemKey,
+    ) -> DomainResult<Option<Item>> {
+        let now = self.shared.now();
+        let state = self.shared.lock();
+        Ok(state
+            .items
+            .get(&key(namespace, item_key))
+            .filter(|i| is_live(i, now))
+            .cloned())
+    }
+
+    async fn delete(&self, namespace: &ItemNamespace, item_key: &ItemKey) -> DomainResult<bool> {
+        let now = self.shared.now();
+        let mut state = self.shared.lock();
+        match state.items.remove(&key(namespace, item_key)) {
+            Some(old) => Ok(is_live(&old, now)),
+            None => Ok(false),
+        }
+    }
+
+    async fn search(&self, query: &ItemSearch) -> DomainResult<Vec<Item>> {
+        ItemNamespace::check_labels(&query.prefix)?;
+        let now = self.shared.now();
+        let skip = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        let state = self.shared.lock();
+        Ok(state
+            .items
+            .values()
+            .filter(|i| is_live(i, now))
+            .filter(|i| i.namespace.starts_with(&query.prefix))
+            .filter(|i| filter_matches(&i.value, &query.filter))
+            .skip(skip)
+            .take(query.limit.as_usize())
+            .cloned()
+            .collect())
+    }
+
+    async fn list_namespaces(&self, query: &NamespaceListing) -> DomainResult<Vec<ItemNamespace>> {
+        ItemNamespace::check_labels(&query.prefix)?;
+        ItemNamespace::check_labels(&query.suffix)?;
+        if query.max_depth == Some(0) {
+            return Err(DomainError::invalid("max_depth", "must be at least 1"));
+        }
+        let now = self.shared.now();
+        let state = self.shared.lock();
+        let mut found: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
+        for item in state.items.values().filter(|i| is_live(i, now)) {
+            let ns = &item.namespace;
+            if !ns.starts_with(&query.prefix) || !ns.ends_with(&query.suffix) {
+                continue;
+            }
+            let labels = ns.labels();
+            let depth = query
+                .max_depth
+                .map_or(labels.len(), |d| labels.len().min(d as usize));
+            let truncated = labels[..depth].to_vec();
+            found.insert((truncated.join("."), truncated));
+        }
+        let skip = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        found
+            .into_iter()
+            .skip(skip)
+            .take(query.limit.as_usize())
+            .map(|(_, labels)| ItemNamespace::parse(labels))
+            .collect()
+    }
+
+    async fn sweep_expired(&self) -> DomainResult<u64> {
+        let now = self.shared.now();
+        let mut state = self.shared.lock();
+        let before = state.items.len();
+        state.items.retain(|_, i| is_live(i, now));
+        Ok((before - state.items.len()) as u64)
+    }
+}
