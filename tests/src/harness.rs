@@ -35,7 +35,14 @@ pub struct TestBackend {
     pub filter_semantics: FilterSemantics,
     /// True when several OS processes may share the backend (SQL backends).
     pub multi_process: bool,
-    cleanup: Option<BoxFuture<'static, ()>>,
+    /// False for checkpoint layouts that embed every channel value in one msgpack document
+    /// (LangGraph's SQLite layout, spec `langgraph-compat.md` §3.3): there, channel values
+    /// with tags other than `msgpack`, `null`, `bytes` and `bytearray` cannot be stored and are
+    /// refused with `InvalidInput`. Pending writes keep any tag on every layout.
+    pub opaque_channel_values: bool,
+    /// Behind a mutex only so that `TestBackend` is `Sync` (test bodies hold `&TestBackend`
+    /// across awaits on a multi-threaded runtime); it is taken once, after the body.
+    cleanup: std::sync::Mutex<Option<BoxFuture<'static, ()>>>,
 }
 
 impl TestBackend {
@@ -47,7 +54,8 @@ impl TestBackend {
             clock,
             filter_semantics: FilterSemantics::Containment,
             multi_process: false,
-            cleanup: None,
+            opaque_channel_values: true,
+            cleanup: std::sync::Mutex::new(None),
         }
     }
 
@@ -63,10 +71,17 @@ impl TestBackend {
         self
     }
 
+    /// Declares that channel values with opaque serializer tags are refused (see
+    /// [`TestBackend::opaque_channel_values`]).
+    pub fn without_opaque_channel_values(mut self) -> Self {
+        self.opaque_channel_values = false;
+        self
+    }
+
     /// Runs `cleanup` after the test body, whether it passed or panicked (drop a schema,
     /// delete a file).
     pub fn with_cleanup(mut self, cleanup: impl Future<Output = ()> + Send + 'static) -> Self {
-        self.cleanup = Some(Box::pin(cleanup));
+        self.cleanup = std::sync::Mutex::new(Some(Box::pin(cleanup)));
         self
     }
 }
@@ -74,14 +89,19 @@ impl TestBackend {
 /// The clock every test starts from: a fixed, recognisable instant.
 pub fn test_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().expect("valid date"),
+        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+            .single()
+            .expect("valid date"),
     ))
 }
 
 /// Creates a backend with `factory`, runs `body` on it, then cleans up. A factory answering
 /// `None` (its server is unavailable and not required) skips the test with a visible message.
-pub async fn run<F, Fut>(test_name: &str, factory: F, body: for<'a> fn(&'a TestBackend) -> BoxFuture<'a, ()>)
-where
+pub async fn run<F, Fut>(
+    test_name: &str,
+    factory: F,
+    body: for<'a> fn(&'a TestBackend) -> BoxFuture<'a, ()>,
+) where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Option<TestBackend>>,
 {
@@ -96,7 +116,12 @@ where
         return;
     };
     let outcome = AssertUnwindSafe(body(&backend)).catch_unwind().await;
-    if let Some(cleanup) = backend.cleanup.take() {
+    let cleanup = backend
+        .cleanup
+        .get_mut()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(cleanup) = cleanup {
         cleanup.await;
     }
     if let Err(panic) = outcome {

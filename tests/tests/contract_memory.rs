@@ -1,0 +1,3 @@
+//! The whole contract suite against the in-memory stores.
+
+waymark_tests::all_contracts!(waymark_tests::backends::memory::backend);
