@@ -718,3 +718,502 @@ impl CheckpointRepository for MemoryCheckpointRepository {
         Ok(summary)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryBackend;
+    use serde_json::json;
+    use waymark_domain::JsonObject;
+
+    fn ch(s: &str) -> ChannelName {
+        ChannelName::parse(s).unwrap()
+    }
+
+    fn id(s: &str) -> CheckpointId {
+        CheckpointId::parse(s).unwrap()
+    }
+
+    fn thread(s: &str) -> ThreadId {
+        ThreadId::parse(s).unwrap()
+    }
+
+    fn ns(s: &str) -> CheckpointNamespace {
+        CheckpointNamespace::parse(s).unwrap()
+    }
+
+    fn meta(v: serde_json::Value) -> CheckpointMetadata {
+        CheckpointMetadata(v.as_object().cloned().unwrap_or_else(JsonObject::new))
+    }
+
+    /// A checkpoint carrying `values` as `(channel, version, byte)`; a `None` version keeps the
+    /// value inline.
+    fn cp(cid: &str, v: i64, values: &[(&str, Option<i64>, u8)]) -> Checkpoint {
+        let mut c = Checkpoint::empty(0);
+        c.id = id(cid);
+        c.v = v;
+        for (name, version, byte) in values {
+            c.channel_values
+                .insert(ch(name), TypedValue::msgpack(vec![*byte]));
+            if let Some(ver) = version {
+                c.channel_versions
+                    .insert(ch(name), ChannelVersion::Int(*ver));
+            }
+        }
+        c
+    }
+
+    fn put(
+        t: &str,
+        n: &str,
+        parent: Option<&str>,
+        c: Checkpoint,
+        m: serde_json::Value,
+    ) -> CheckpointPut {
+        CheckpointPut {
+            thread_id: thread(t),
+            namespace: ns(n),
+            parent_id: parent.map(id),
+            new_versions: IndexMap::new(),
+            checkpoint: c,
+            metadata: meta(m),
+        }
+    }
+
+    fn backend() -> (MemoryBackend, Arc<dyn CheckpointRepository>) {
+        let b = MemoryBackend::new();
+        let repo = b.stores().checkpoints;
+        (b, repo)
+    }
+
+    fn payload_count(b: &MemoryBackend, t: &str, n: &str) -> usize {
+        let state = b.shared.lock();
+        state
+            .checkpoints
+            .namespace(&thread(t), &ns(n))
+            .map_or(0, |ns| ns.payloads.values().map(HashMap::len).sum())
+    }
+
+    async fn ids(repo: &Arc<dyn CheckpointRepository>, t: &str, n: &str) -> Vec<String> {
+        repo.list(&CheckpointQuery::thread_ns(thread(t), ns(n)))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.checkpoint.id.to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_channel_is_stored_once_across_100_checkpoints() {
+        let (b, repo) = backend();
+        let mut parent: Option<String> = None;
+        for i in 0..100u8 {
+            let cid = format!("c{i:03}");
+            // `big` never changes (version 1); `step` changes every time.
+            let c = cp(
+                &cid,
+                4,
+                &[("big", Some(1), 7), ("step", Some(i64::from(i) + 1), i)],
+            );
+            repo.put(put("t", "", parent.as_deref(), c, json!({})))
+                .await
+                .unwrap();
+            parent = Some(cid);
+        }
+        assert_eq!(payload_count(&b, "t", ""), 1 + 100);
+        let first = repo
+            .get_tuple(&thread("t"), &ns(""), Some(id("c000")))
+            .await
+            .unwrap()
+            .unwrap();
+        let last = repo
+            .get_tuple(&thread("t"), &ns(""), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(last.checkpoint.id, id("c099"));
+        for t in [&first, &last] {
+            assert_eq!(
+                t.checkpoint.channel_values[&ch("big")],
+                TypedValue::msgpack(vec![7])
+            );
+        }
+        assert_eq!(
+            last.checkpoint.channel_values[&ch("step")],
+            TypedValue::msgpack(vec![99])
+        );
+        assert_eq!(last.parent_id, Some(id("c098")));
+    }
+
+    #[tokio::test]
+    async fn values_read_back_in_put_order_with_inline_and_versioned_mixed() {
+        let (_b, repo) = backend();
+        let c = cp(
+            "c1",
+            4,
+            &[("z", Some(1), 1), ("inline", None, 2), ("a", Some(3), 3)],
+        );
+        repo.put(put("t", "", None, c.clone(), json!({})))
+            .await
+            .unwrap();
+        let got = repo
+            .get_tuple(&thread("t"), &ns(""), None)
+            .await
+            .unwrap()
+            .unwrap();
+        let order: Vec<&str> = got
+            .checkpoint
+            .channel_values
+            .keys()
+            .map(ChannelName::as_str)
+            .collect();
+        assert_eq!(order, ["z", "inline", "a"]);
+        assert_eq!(got.checkpoint, c);
+    }
+
+    #[tokio::test]
+    async fn a_versioned_channel_without_a_value_loads_a_stored_payload() {
+        let (_b, repo) = backend();
+        repo.put(put(
+            "t",
+            "",
+            None,
+            cp("c1", 4, &[("x", Some(1), 5)]),
+            json!({}),
+        ))
+        .await
+        .unwrap();
+        // c2 names x at version 1 but carries no value for it: the payload is joined in.
+        let mut c2 = cp("c2", 4, &[]);
+        c2.channel_versions.insert(ch("x"), ChannelVersion::Int(1));
+        c2.channel_versions
+            .insert(ch("gone"), ChannelVersion::Int(9));
+        repo.put(put("t", "", Some("c1"), c2, json!({})))
+            .await
+            .unwrap();
+        let got = repo
+            .get_tuple(&thread("t"), &ns(""), None)
+            .await
+            .unwrap()
+            .unwrap();
+        let keys: Vec<&str> = got
+            .checkpoint
+            .channel_values
+            .keys()
+            .map(ChannelName::as_str)
+            .collect();
+        assert_eq!(keys, ["x"]);
+    }
+
+    #[tokio::test]
+    async fn put_many_writes_nothing_when_one_put_is_invalid() {
+        let (_b, repo) = backend();
+        let good = put("t", "", None, cp("c1", 4, &[("x", Some(1), 1)]), json!({}));
+        let bad = put("u", "", Some("c2"), cp("c2", 4, &[]), json!({}));
+        let e = repo.put_many(vec![good, bad]).await.unwrap_err();
+        assert!(e.is_invalid_input(), "{e}");
+        assert!(
+            repo.get_tuple(&thread("t"), &ns(""), None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let mut nul = put("t", "", None, cp("c1", 4, &[]), json!({"a": ["x\u{0}"]}));
+        assert!(repo.put(nul.clone()).await.unwrap_err().is_invalid_input());
+        nul.metadata = meta(json!({}));
+        nul.checkpoint
+            .extra
+            .insert("channel_values".into(), TypedValue::null());
+        assert!(repo.put(nul).await.unwrap_err().is_invalid_input());
+    }
+
+    #[tokio::test]
+    async fn prune_keep_latest_keeps_heads_clears_dangling_parents_and_collects_payloads() {
+        let (b, repo) = backend();
+        repo.put(put(
+            "t",
+            "",
+            None,
+            cp("c1", 4, &[("a", Some(1), 1)]),
+            json!({}),
+        ))
+        .await
+        .unwrap();
+        repo.put(put(
+            "t",
+            "",
+            Some("c1"),
+            cp("c2", 4, &[("a", Some(2), 2)]),
+            json!({}),
+        ))
+        .await
+        .unwrap();
+        repo.put(put(
+            "t",
+            "",
+            Some("c2"),
+            cp("c3", 4, &[("a", Some(2), 2), ("b", Some(1), 3)]),
+            json!({}),
+        ))
+        .await
+        .unwrap();
+        // A subgraph hanging from the kept head survives (its own head only).
+        for (cid, parent) in [("s1", None), ("s2", Some("s1"))] {
+            repo.put(put(
+                "t",
+                "sub:1",
+                parent,
+                cp(cid, 4, &[("x", Some(1), 9)]),
+                json!({"parents": {"": "c3"}}),
+            ))
+            .await
+            .unwrap();
+        }
+        // A subgraph hanging from a root checkpoint that is pruned goes whole.
+        repo.put(put(
+            "t",
+            "sub:2",
+            None,
+            cp("s9", 4, &[]),
+            json!({"parents": {"": "c1"}}),
+        ))
+        .await
+        .unwrap();
+        // A subgraph whose root checkpoint does not exist is pruned like any namespace.
+        repo.put(put(
+            "t",
+            "sub:3",
+            None,
+            cp("s7", 4, &[]),
+            json!({"parents": {"": "nope"}}),
+        ))
+        .await
+        .unwrap();
+        let w = |cid: &str, n: &str| WriteBatch {
+            target: CheckpointRef {
+                thread_id: thread("t"),
+                namespace: ns(n),
+                checkpoint_id: id(cid),
+            },
+            task_id: TaskId::parse("task").unwrap(),
+            task_path: String::new(),
+            writes: vec![(ch("w"), TypedValue::null())],
+        };
+        repo.put_writes(w("c2", "")).await.unwrap();
+        repo.put_writes(w("c3", "")).await.unwrap();
+        repo.put(put("other", "", None, cp("o1", 4, &[]), json!({})))
+            .await
+            .unwrap();
+        repo.put(put("other", "", Some("o1"), cp("o2", 4, &[]), json!({})))
+            .await
+            .unwrap();
+        assert_eq!(payload_count(&b, "t", ""), 3);
+
+        repo.prune(
+            vec![thread("t"), thread("missing")],
+            PruneStrategy::KeepLatest,
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(ids(&repo, "t", "").await, ["c3"]);
+        assert_eq!(ids(&repo, "t", "sub:1").await, ["s2"]);
+        assert!(ids(&repo, "t", "sub:2").await.is_empty());
+        assert_eq!(ids(&repo, "t", "sub:3").await, ["s7"]);
+        assert_eq!(ids(&repo, "other", "").await, ["o2", "o1"]);
+        let head = repo
+            .get_tuple(&thread("t"), &ns(""), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.parent_id, None, "the deleted parent is cleared");
+        assert_eq!(head.pending_writes.len(), 1);
+        // a@1 is referenced by nobody any more; a@2 and b@1 are.
+        assert_eq!(payload_count(&b, "t", ""), 2);
+        let s2 = repo
+            .get_tuple(&thread("t"), &ns("sub:1"), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s2.parent_id, None);
+        let summary = repo.summary(&thread("t")).await.unwrap();
+        assert_eq!(
+            (summary.checkpoints, summary.writes, summary.namespaces),
+            (3, 1, 3)
+        );
+    }
+
+    #[tokio::test]
+    async fn prune_keeps_a_legacy_heads_parent_with_task_writes() {
+        let (_b, repo) = backend();
+        repo.put(put("t", "", None, cp("c1", 1, &[]), json!({})))
+            .await
+            .unwrap();
+        repo.put(put("t", "", Some("c1"), cp("c2", 1, &[]), json!({})))
+            .await
+            .unwrap();
+        repo.put(put("t", "", Some("c2"), cp("c3", 1, &[]), json!({})))
+            .await
+            .unwrap();
+        repo.put_writes(WriteBatch {
+            target: CheckpointRef {
+                thread_id: thread("t"),
+                namespace: ns(""),
+                checkpoint_id: id("c2"),
+            },
+            task_id: TaskId::parse("task").unwrap(),
+            task_path: String::new(),
+            writes: vec![(ch(TASKS_CHANNEL), TypedValue::null())],
+        })
+        .await
+        .unwrap();
+        repo.prune(vec![thread("t")], PruneStrategy::KeepLatest)
+            .await
+            .unwrap();
+        assert_eq!(ids(&repo, "t", "").await, ["c3", "c2"]);
+        let c2 = repo
+            .get_tuple(&thread("t"), &ns(""), Some(id("c2")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c2.parent_id, None);
+        assert_eq!(c2.pending_writes.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn targeted_deletes_keep_survivor_parents_and_collect_payloads() {
+        let (b, repo) = backend();
+        repo.put(put(
+            "t",
+            "",
+            None,
+            cp("c1", 4, &[("a", Some(1), 1)]),
+            json!({"run_id": "r1"}),
+        ))
+        .await
+        .unwrap();
+        repo.put(put(
+            "t",
+            "",
+            Some("c1"),
+            cp("c2", 4, &[("a", Some(2), 2)]),
+            json!({"run_id": "r2"}),
+        ))
+        .await
+        .unwrap();
+        repo.put(put(
+            "t",
+            "x:1",
+            None,
+            cp("c1", 4, &[]),
+            json!({"run_id": "r1"}),
+        ))
+        .await
+        .unwrap();
+        repo.delete_for_runs(vec![RunId::parse("r1").unwrap()])
+            .await
+            .unwrap();
+        assert_eq!(ids(&repo, "t", "").await, ["c2"]);
+        assert!(ids(&repo, "t", "x:1").await.is_empty());
+        let c2 = repo
+            .get_tuple(&thread("t"), &ns(""), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c2.parent_id, Some(id("c1")));
+        assert_eq!(payload_count(&b, "t", ""), 1);
+        let n = repo
+            .delete_checkpoints(&thread("t"), &ns(""), vec![id("c2"), id("c404")])
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(payload_count(&b, "t", ""), 0);
+        assert_eq!(
+            repo.summary(&thread("t")).await.unwrap().stored_bytes,
+            Some(0)
+        );
+    }
+
+    #[tokio::test]
+    async fn copy_thread_is_insert_or_ignore_and_summary_counts_bytes() {
+        let (_b, repo) = backend();
+        repo.put(put(
+            "src",
+            "",
+            None,
+            cp("c1", 4, &[("a", Some(1), 1), ("i", None, 2)]),
+            json!({}),
+        ))
+        .await
+        .unwrap();
+        repo.put(put(
+            "dst",
+            "",
+            None,
+            cp("c1", 4, &[("a", Some(1), 7)]),
+            json!({"mine": true}),
+        ))
+        .await
+        .unwrap();
+        repo.put(put(
+            "src",
+            "",
+            Some("c1"),
+            cp("c2", 4, &[("a", Some(1), 1)]),
+            json!({}),
+        ))
+        .await
+        .unwrap();
+        repo.copy_thread(&thread("src"), &thread("dst"))
+            .await
+            .unwrap();
+        repo.copy_thread(&thread("nothing"), &thread("dst"))
+            .await
+            .unwrap();
+        repo.copy_thread(&thread("src"), &thread("src"))
+            .await
+            .unwrap();
+        assert_eq!(ids(&repo, "dst", "").await, ["c2", "c1"]);
+        let kept = repo
+            .get_tuple(&thread("dst"), &ns(""), Some(id("c1")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.metadata, meta(json!({"mine": true})));
+        let c2 = repo
+            .get_tuple(&thread("dst"), &ns(""), None)
+            .await
+            .unwrap()
+            .unwrap();
+        // The target's own payload for a@1 wins (content addressing, insert-or-ignore).
+        assert_eq!(
+            c2.checkpoint.channel_values[&ch("a")],
+            TypedValue::msgpack(vec![7])
+        );
+        let s = repo.summary(&thread("src")).await.unwrap();
+        // One payload (a@1) plus the inline value, 8 bytes each (tag "msgpack" + 1 byte),
+        // plus the `extra` of the two checkpoints (none).
+        assert_eq!(s.stored_bytes, Some(16));
+        assert_eq!((s.oldest, s.newest), (Some(id("c1")), Some(id("c2"))));
+        assert_eq!(repo.summary(&thread("none")).await.unwrap().checkpoints, 0);
+    }
+
+    #[test]
+    fn containment_follows_jsonb() {
+        let have = json!({"flag": true, "nothing": null, "obj": {"a": 1, "b": 2}, "lst": [1, 2, {"k": [3, 4]}], "step": 1});
+        let m = meta(have);
+        let f = |v: serde_json::Value| metadata_matches(&m, v.as_object().unwrap());
+        assert!(f(json!({"flag": true})));
+        assert!(!f(json!({"flag": 1})));
+        assert!(!f(json!({"missing": null})));
+        assert!(f(json!({"nothing": null})));
+        assert!(f(json!({"obj": {"b": 2, "a": 1}})));
+        assert!(f(json!({"obj": {"a": 1}})));
+        assert!(f(json!({"lst": [1]})));
+        assert!(f(json!({"lst": [{"k": [4]}]})));
+        assert!(!f(json!({"lst": [5]})));
+        assert!(f(json!({"step": 1.0})));
+        assert!(!f(json!({"step": "1"})));
+        assert!(f(json!({})));
+    }
+}

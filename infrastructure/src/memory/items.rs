@@ -189,3 +189,162 @@ impl KeyValueRepository for MemoryKeyValueRepository {
         Ok((before - state.items.len()) as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryBackend;
+    use chrono::TimeZone;
+    use serde_json::json;
+    use waymark_domain::clock::ManualClock;
+    use waymark_domain::paging::Limit;
+
+    fn ns(labels: &[&str]) -> ItemNamespace {
+        ItemNamespace::parse(labels.iter().map(|s| s.to_string()).collect()).unwrap()
+    }
+
+    fn k(s: &str) -> ItemKey {
+        ItemKey::parse(s).unwrap()
+    }
+
+    fn obj(v: serde_json::Value) -> JsonObject {
+        v.as_object().unwrap().clone()
+    }
+
+    fn setup() -> (Arc<ManualClock>, Arc<dyn KeyValueRepository>) {
+        let start = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        let repo = MemoryBackend::with_clock(clock.clone()).stores().items;
+        (clock, repo)
+    }
+
+    #[tokio::test]
+    async fn expired_items_vanish_from_every_read_and_are_swept() {
+        let (clock, repo) = setup();
+        let n = ns(&["a"]);
+        repo.put(&n, &k("short"), obj(json!({"v": 1})), Some(10))
+            .await
+            .unwrap();
+        repo.put(&n, &k("long"), obj(json!({"v": 2})), None)
+            .await
+            .unwrap();
+        clock.advance(Duration::seconds(9));
+        assert!(repo.get(&n, &k("short")).await.unwrap().is_some());
+        clock.advance(Duration::seconds(1));
+        assert!(
+            repo.get(&n, &k("short")).await.unwrap().is_none(),
+            "expires_at <= now"
+        );
+        let all = ItemSearch {
+            prefix: vec![],
+            filter: JsonObject::new(),
+            limit: Limit::new(10).unwrap(),
+            offset: 0,
+        };
+        assert_eq!(repo.search(&all).await.unwrap().len(), 1);
+        assert!(!repo.delete(&n, &k("short")).await.unwrap());
+        repo.put(&n, &k("gone"), obj(json!({})), Some(1))
+            .await
+            .unwrap();
+        clock.advance(Duration::seconds(1));
+        assert_eq!(repo.sweep_expired().await.unwrap(), 1);
+        assert_eq!(repo.sweep_expired().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn ttl_bounds_are_input_errors() {
+        let (_clock, repo) = setup();
+        let n = ns(&["a"]);
+        for ttl in [0, u64::MAX, i64::MAX as u64, 400 * 365 * 86_400 * 1000] {
+            let e = repo
+                .put(&n, &k("x"), obj(json!({})), Some(ttl))
+                .await
+                .unwrap_err();
+            assert!(e.is_invalid_input(), "{ttl}: {e}");
+        }
+        assert!(repo.get(&n, &k("x")).await.unwrap().is_none());
+        assert!(
+            repo.put(&n, &k("x"), obj(json!({})), Some(86_400 * 365 * 100))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn replacing_keeps_created_at_and_search_filters_and_orders() {
+        let (clock, repo) = setup();
+        let first = repo
+            .put(&ns(&["a", "b"]), &k("1"), obj(json!({"n": 1})), None)
+            .await
+            .unwrap();
+        clock.advance(Duration::seconds(5));
+        let second = repo
+            .put(
+                &ns(&["a", "b"]),
+                &k("1"),
+                obj(json!({"n": 1.0, "flag": true})),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.created_at, first.created_at);
+        assert!(second.updated_at > first.updated_at);
+        repo.put(&ns(&["a-b"]), &k("0"), obj(json!({"n": 1})), None)
+            .await
+            .unwrap();
+        repo.put(&ns(&["a"]), &k("z"), obj(json!({"n": 2})), None)
+            .await
+            .unwrap();
+        let search = |filter: serde_json::Value, prefix: &[&str]| ItemSearch {
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
+            filter: obj(filter),
+            limit: Limit::new(10).unwrap(),
+            offset: 0,
+        };
+        let keys = |items: Vec<Item>| -> Vec<String> {
+            items
+                .into_iter()
+                .map(|i| format!("{}/{}", i.namespace.joined(), i.key))
+                .collect()
+        };
+        assert_eq!(
+            keys(repo.search(&search(json!({"n": 1}), &[])).await.unwrap()),
+            ["a-b/0", "a.b/1"]
+        );
+        assert!(
+            repo.search(&search(json!({"flag": 1}), &[]))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            keys(repo.search(&search(json!({}), &["a"])).await.unwrap()),
+            ["a/z", "a.b/1"]
+        );
+        let listing = NamespaceListing {
+            prefix: vec![],
+            suffix: vec![],
+            max_depth: Some(1),
+            limit: Limit::new(10).unwrap(),
+            offset: 0,
+        };
+        let names: Vec<String> = repo
+            .list_namespaces(&listing)
+            .await
+            .unwrap()
+            .iter()
+            .map(ItemNamespace::joined)
+            .collect();
+        assert_eq!(names, ["a", "a-b"]);
+        let zero = NamespaceListing {
+            max_depth: Some(0),
+            ..listing
+        };
+        assert!(
+            repo.list_namespaces(&zero)
+                .await
+                .unwrap_err()
+                .is_invalid_input()
+        );
+    }
+}

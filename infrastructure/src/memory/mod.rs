@@ -263,6 +263,199 @@ mod tests {
         assert!(check_json("metadata", &json!({"k\u{0}": 1})).is_err());
     }
 
+    #[tokio::test]
+    async fn deleting_a_thread_cascades_to_everything_held_for_it() {
+        use waymark_domain::branch::{Branch, Snapshot, SnapshotKind};
+        use waymark_domain::checkpoint::{Checkpoint, CheckpointMetadata, CheckpointPut};
+        use waymark_domain::feedback::{NewFeedback, Rating};
+        use waymark_domain::run_event::NewRunEvent;
+        use waymark_domain::thread::NewThread;
+        use waymark_domain::token_usage::TokenUsageFilter;
+        use waymark_domain::{
+            CheckpointNamespace, EventCategory, EventType, ModelName, Name, RunId, UserId,
+            UserScope,
+        };
+
+        let backend = MemoryBackend::new();
+        let s = backend.stores();
+        let owner = UserScope::User(UserId::parse("a").unwrap());
+        let other = UserScope::User(UserId::parse("b").unwrap());
+        let t = ThreadId::parse("t").unwrap();
+        let keep = ThreadId::parse("keep").unwrap();
+        let run = RunId::parse("r").unwrap();
+        for id in [&t, &keep] {
+            s.threads
+                .create(&owner, NewThread::with_id(id.clone()))
+                .await
+                .unwrap();
+            let event = NewRunEvent::new(
+                id.clone(),
+                run.clone(),
+                EventType::parse("x").unwrap(),
+                EventCategory::parse("message").unwrap(),
+            );
+            s.run_events.put(&owner, event).await.unwrap();
+            let fb = NewFeedback {
+                thread_id: id.clone(),
+                run_id: run.clone(),
+                rating: Rating::Positive,
+                comment: None,
+                message_id: None,
+            };
+            s.feedback.create(&owner, fb).await.unwrap();
+            s.chat_streams
+                .append(&owner, id, vec!["frame".into()])
+                .await
+                .unwrap();
+            let usage = TokenUsage::new(
+                None,
+                Some(id.clone()),
+                None,
+                None,
+                ModelName::parse("m").unwrap(),
+                1,
+                1,
+                0,
+                Utc::now(),
+            )
+            .unwrap();
+            s.token_usage.record(usage).await.unwrap();
+            let mut cp = Checkpoint::empty(0);
+            cp.id = waymark_domain::CheckpointId::parse(format!("{id}-c1")).unwrap();
+            let put = CheckpointPut {
+                thread_id: id.clone(),
+                namespace: CheckpointNamespace::root(),
+                parent_id: None,
+                checkpoint: cp.clone(),
+                metadata: CheckpointMetadata::default(),
+                new_versions: Default::default(),
+            };
+            s.checkpoints.put(put).await.unwrap();
+            s.snapshots
+                .create(Snapshot {
+                    id: SnapshotId::new_random(),
+                    thread_id: id.clone(),
+                    namespace: CheckpointNamespace::root(),
+                    checkpoint_id: cp.id.clone(),
+                    name: Name::parse("s").unwrap(),
+                    description: None,
+                    kind: SnapshotKind::Milestone,
+                    metadata: JsonObject::new(),
+                    created_at: Utc::now(),
+                })
+                .await
+                .unwrap();
+        }
+        let branch_thread = ThreadId::parse("branch").unwrap();
+        let branch = Branch {
+            id: BranchId::new_random(),
+            name: Name::parse("b").unwrap(),
+            source_thread_id: keep.clone(),
+            source_namespace: CheckpointNamespace::root(),
+            source_checkpoint_id: waymark_domain::CheckpointId::parse("keep-c1").unwrap(),
+            thread_id: t.clone(),
+            metadata: JsonObject::new(),
+            created_at: Utc::now(),
+        };
+        s.branches.create(branch).await.unwrap();
+
+        assert!(
+            !s.threads.delete(&other, &t).await.unwrap(),
+            "another user's thread"
+        );
+        assert!(s.threads.get(&owner, &t).await.unwrap().is_some());
+        assert!(s.threads.delete(&owner, &t).await.unwrap());
+
+        assert!(s.threads.get(&owner, &t).await.unwrap().is_none());
+        assert_eq!(s.run_events.count_messages(&owner, &t).await.unwrap(), 0);
+        assert!(
+            s.feedback
+                .list_by_thread_grouped(&owner, &t)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(s.chat_streams.get(&owner, &t).await.unwrap().is_none());
+        assert!(s.snapshots.list_for_thread(&t).await.unwrap().is_empty());
+        assert!(
+            s.branches
+                .find_by_branch_thread(&t)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            s.branches
+                .find_by_branch_thread(&branch_thread)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let root = CheckpointNamespace::root();
+        assert!(
+            s.checkpoints
+                .get_tuple(&t, &root, None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let usage_of = |id: &ThreadId| TokenUsageFilter {
+            thread_id: Some(id.clone()),
+            ..TokenUsageFilter::default()
+        };
+        let total = waymark_domain::token_usage::TokenGrouping::Total;
+        assert_eq!(
+            s.token_usage.stats(&usage_of(&t), total).await.unwrap()[0].records,
+            0
+        );
+
+        // The other thread keeps everything.
+        assert_eq!(s.run_events.count_messages(&owner, &keep).await.unwrap(), 1);
+        assert_eq!(s.feedback.stats(&keep, &run).await.unwrap().total, 1);
+        assert!(s.chat_streams.get(&owner, &keep).await.unwrap().is_some());
+        assert_eq!(s.snapshots.list_for_thread(&keep).await.unwrap().len(), 1);
+        assert!(
+            s.checkpoints
+                .get_tuple(&keep, &root, None)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            s.token_usage.stats(&usage_of(&keep), total).await.unwrap()[0].records,
+            1
+        );
+
+        // Re-creating the id starts empty.
+        s.threads
+            .create(&owner, NewThread::with_id(t.clone()))
+            .await
+            .unwrap();
+        assert_eq!(s.run_events.count_messages(&owner, &t).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn returned_values_are_copies() {
+        use waymark_domain::UserScope;
+        use waymark_domain::thread::NewThread;
+
+        let s = MemoryBackend::new().stores();
+        let t = ThreadId::parse("t").unwrap();
+        let mut got = s
+            .threads
+            .create(&UserScope::Unscoped, NewThread::with_id(t.clone()))
+            .await
+            .unwrap();
+        got.metadata.insert("mutated".into(), JsonValue::Bool(true));
+        let again = s
+            .threads
+            .get(&UserScope::Unscoped, &t)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(again.metadata.is_empty());
+    }
+
     #[test]
     fn offset_page_skips_then_looks_ahead() {
         let rows: Vec<i32> = (1..=5).collect();

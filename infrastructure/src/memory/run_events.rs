@@ -328,3 +328,169 @@ impl RunEventRepository for MemoryRunEventRepository {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{MemoryBackend, MemoryOptions};
+    use serde_json::json;
+    use waymark_domain::clock::SystemClock;
+    use waymark_domain::paging::Limit;
+    use waymark_domain::{EventCategory, EventType, UserId};
+
+    fn ev(thread: &str, run: &str, category: &str) -> NewRunEvent {
+        NewRunEvent::new(
+            ThreadId::parse(thread).unwrap(),
+            RunId::parse(run).unwrap(),
+            EventType::parse("llm.ai.response").unwrap(),
+            EventCategory::parse(category).unwrap(),
+        )
+    }
+
+    fn repo() -> Arc<dyn RunEventRepository> {
+        MemoryBackend::new().stores().run_events
+    }
+
+    fn seqs(rows: &[RunEvent]) -> Vec<i64> {
+        rows.iter().map(|e| e.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn seqs_are_never_reused_after_run_thread_or_cascade_deletes() {
+        let backend = MemoryBackend::new();
+        let stores = backend.stores();
+        let repo = stores.run_events.clone();
+        let s = UserScope::Unscoped;
+        let t = ThreadId::parse("t").unwrap();
+        for run in ["r1", "r1", "r2", "r2"] {
+            repo.put(&s, ev("t", run, "message")).await.unwrap();
+        }
+        assert_eq!(
+            repo.delete_by_run(&s, &t, &RunId::parse("r2").unwrap())
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(repo.put(&s, ev("t", "r3", "message")).await.unwrap().seq, 5);
+        assert_eq!(repo.delete_by_thread(&s, &t).await.unwrap(), 3);
+        assert_eq!(repo.put(&s, ev("t", "r4", "message")).await.unwrap().seq, 6);
+        assert!(!stores.threads.delete(&s, &t).await.unwrap());
+        assert_eq!(repo.count_messages(&s, &t).await.unwrap(), 0);
+        let batch = repo
+            .put_batch(&s, vec![ev("t", "a", "trace"), ev("t", "b", "message")])
+            .await
+            .unwrap();
+        assert_eq!(seqs(&batch), [7, 8]);
+        assert_eq!(batch[1].run_id.as_str(), "b");
+        assert_eq!(
+            repo.put(&s, ev("other", "r", "message")).await.unwrap().seq,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn pages_select_by_exclusive_cursors_and_return_ascending() {
+        let repo = repo();
+        let s = UserScope::Unscoped;
+        let t = ThreadId::parse("t").unwrap();
+        for i in 1..=10 {
+            let cat = if i % 2 == 1 { "message" } else { "trace" };
+            repo.put(&s, ev("t", "r", cat)).await.unwrap();
+        }
+        let l = |n| Limit::new(n).unwrap();
+        let page = |p| {
+            let repo = repo.clone();
+            let t = t.clone();
+            async move {
+                seqs(
+                    &repo
+                        .list_messages(&UserScope::Unscoped, &t, p)
+                        .await
+                        .unwrap(),
+                )
+            }
+        };
+        assert_eq!(page(SeqPage::Before(6, l(2))).await, [3, 5]);
+        assert_eq!(page(SeqPage::Before(5, l(2))).await, [1, 3]);
+        assert_eq!(page(SeqPage::After(4, l(2))).await, [5, 7]);
+        assert_eq!(
+            page(SeqPage::After(i64::MAX, l(2))).await,
+            Vec::<i64>::new()
+        );
+        assert_eq!(page(SeqPage::Latest(l(3))).await, [5, 7, 9]);
+        assert_eq!(page(SeqPage::Latest(l(50))).await, [1, 3, 5, 7, 9]);
+    }
+
+    #[tokio::test]
+    async fn scoping_hides_other_owners_and_put_if_absent_does_not_leak() {
+        let repo = repo();
+        let a = UserScope::User(UserId::parse("a").unwrap());
+        let b = UserScope::User(UserId::parse("b").unwrap());
+        let t = ThreadId::parse("t").unwrap();
+        let mut delivery = ev("t", "r", "outputs");
+        delivery.event_type = EventType::parse("run.delivery").unwrap();
+        let (first, created) = repo.put_if_absent(&a, delivery.clone()).await.unwrap();
+        assert!(created);
+        assert_eq!(first.user_id.as_ref().map(UserId::as_str), Some("a"));
+        let (again, created) = repo.put_if_absent(&a, delivery.clone()).await.unwrap();
+        assert!(!created);
+        assert_eq!(again, first);
+        assert!(
+            repo.put_if_absent(&b, delivery)
+                .await
+                .unwrap_err()
+                .is_conflict()
+        );
+        repo.put(&a, ev("t", "r", "message")).await.unwrap();
+        assert_eq!(repo.count_messages(&b, &t).await.unwrap(), 0);
+        assert_eq!(repo.delete_by_thread(&b, &t).await.unwrap(), 0);
+        assert_eq!(repo.count_messages(&a, &t).await.unwrap(), 1);
+        assert_eq!(
+            repo.count_messages(&UserScope::Unscoped, &t).await.unwrap(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn trace_content_is_truncated_with_the_configured_limit() {
+        let b = MemoryBackend::with_options(
+            Arc::new(SystemClock),
+            MemoryOptions {
+                max_trace_content: 100,
+            },
+        );
+        let repo = b.stores().run_events;
+        let s = UserScope::Unscoped;
+        let trace = repo
+            .put(
+                &s,
+                ev("t", "r", "trace").with_content(json!("é".repeat(60))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(trace.content, json!("é".repeat(50)));
+        assert_eq!(trace.metadata["original_byte_length"], json!(120));
+        let msg = repo
+            .put(
+                &s,
+                ev("t", "r", "message").with_content(json!("a".repeat(150))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(msg.content.as_str().unwrap().len(), 150);
+        let bad = ev("t", "r", "message").with_content(json!({"x": "\u{0}"}));
+        assert!(repo.put(&s, bad).await.unwrap_err().is_invalid_input());
+        let mut mixed = vec![ev("t", "r", "message"), ev("u", "r", "message")];
+        assert!(
+            repo.put_batch(&s, std::mem::take(&mut mixed))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            repo.count_messages(&s, &ThreadId::parse("u").unwrap())
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
