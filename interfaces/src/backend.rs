@@ -1,0 +1,302 @@
+//! Database URLs and the stores they open.
+//!
+//! One URL names one deployment:
+//!
+//! | URL | checkpoints | everything else |
+//! |---|---|---|
+//! | `memory://` | in-memory | in-memory |
+//! | `sqlite://PATH` | Waymark's native SQLite tables | the same SQLite file |
+//! | `postgres://…` | Waymark's native PostgreSQL tables | the same database |
+//! | `langgraph+sqlite://PATH` | LangGraph's own `checkpoints`/`writes` tables | Waymark's native tables in the same file |
+//! | `langgraph+postgres://…` | LangGraph's own `checkpoints`/`checkpoint_blobs`/`checkpoint_writes` | Waymark's native tables in the same database |
+//!
+//! The LangGraph layouts keep every non-checkpoint record (sessions, threads, events, …) in
+//! Waymark's native tables **in the same database**, so a LangGraph file stays one file and a
+//! Python `SqliteSaver`/`PostgresSaver` pointed at it sees exactly the checkpoints Waymark
+//! wrote. Waymark's native table names never collide with LangGraph's.
+
+use std::fmt;
+use std::sync::Arc;
+
+use waymark_domain::Stores;
+use waymark_domain::clock::{Clock, SystemClock};
+
+/// Which engine holds the data; reported by the checkpointer's `GET /capabilities`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Process memory (lost on exit).
+    Memory,
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+impl Engine {
+    /// The protocol's name for it (`"memory"`, `"sqlite"`, `"postgres"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Whose table layout the checkpoints use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Waymark's own tables.
+    Native,
+    /// LangGraph's `SqliteSaver` / `PostgresSaver` tables.
+    LangGraph,
+}
+
+/// How checkpoint `list` filters match metadata (spec `langgraph-compat.md` §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterSemantics {
+    /// jsonb-style containment.
+    Containment,
+    /// LangGraph's SQLite saver: `json_extract` path equality.
+    Sqlite,
+}
+
+impl FilterSemantics {
+    /// The protocol's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Containment => "containment",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// A parsed database URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    /// The engine.
+    pub engine: Engine,
+    /// The checkpoint layout.
+    pub layout: Layout,
+    /// The URL as the store factory wants it (`sqlite://…`, `postgres://…`, `memory://`):
+    /// the `langgraph+` prefix removed.
+    pub inner: String,
+}
+
+impl DatabaseUrl {
+    /// The default: `./waymark.db`, created and migrated on start.
+    pub const DEFAULT: &'static str = "sqlite://./waymark.db";
+
+    /// Parses a URL, refusing schemes Waymark does not know.
+    pub fn parse(url: &str) -> Result<Self, BackendError> {
+        let url = url.trim();
+        let (layout, rest) = match url.strip_prefix("langgraph+") {
+            Some(rest) => (Layout::LangGraph, rest),
+            None => (Layout::Native, url),
+        };
+        let engine = if rest == "memory://" || rest == "memory:" || rest.starts_with("memory://") {
+            Engine::Memory
+        } else if rest.starts_with("sqlite://") || rest.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if rest.starts_with("postgres://") || rest.starts_with("postgresql://") {
+            Engine::Postgres
+        } else {
+            return Err(BackendError::UnknownScheme(redact(url)));
+        };
+        if engine == Engine::Memory && layout == Layout::LangGraph {
+            return Err(BackendError::UnknownScheme(
+                "langgraph+memory:// (LangGraph layouts exist for sqlite and postgres only)".into(),
+            ));
+        }
+        if engine == Engine::Sqlite {
+            let path = rest
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            if path.is_empty() {
+                return Err(BackendError::Invalid(
+                    "a sqlite URL needs a file path, e.g. sqlite://./waymark.db".into(),
+                ));
+            }
+        }
+        Ok(Self {
+            engine,
+            layout,
+            inner: rest.to_owned(),
+        })
+    }
+
+    /// The SQLite file path, for SQLite URLs (query string removed).
+    pub fn sqlite_path(&self) -> Option<&str> {
+        if self.engine != Engine::Sqlite {
+            return None;
+        }
+        let p = self
+            .inner
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        Some(p.split('?').next().unwrap_or(p))
+    }
+
+    /// How the checkpoint store of this URL filters metadata.
+    pub fn filter_semantics(&self) -> FilterSemantics {
+        match (self.engine, self.layout) {
+            (Engine::Sqlite, Layout::LangGraph) => FilterSemantics::Sqlite,
+            _ => FilterSemantics::Containment,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_string())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = match self.layout {
+            Layout::LangGraph => "langgraph+",
+            Layout::Native => "",
+        };
+        write!(f, "{prefix}{}", redact(&self.inner))
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs and messages.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{}://{masked}{}", &url[..scheme_end], &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Why a backend could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Not a URL scheme Waymark knows.
+    #[error(
+        "unknown database URL {0}; use sqlite://PATH, postgres://…, memory://, langgraph+sqlite://PATH or langgraph+postgres://…"
+    )]
+    UnknownScheme(String),
+    /// A malformed URL.
+    #[error("invalid database URL: {0}")]
+    Invalid(String),
+    /// The build or the tree does not provide this backend yet.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Connecting or migrating failed.
+    #[error("cannot open {url}: {message}")]
+    Open {
+        /// The redacted URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// An opened backend: every port, plus what the protocol reports about it.
+#[derive(Clone)]
+pub struct Backend {
+    /// Every port.
+    pub stores: Stores,
+    /// The parsed URL.
+    pub url: DatabaseUrl,
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Backend({})", self.url)
+    }
+}
+
+impl Backend {
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        self.url.engine
+    }
+
+    /// The checkpoint filter semantics.
+    pub fn filter_semantics(&self) -> FilterSemantics {
+        self.url.filter_semantics()
+    }
+
+    /// In-memory stores on the given clock (tests pass a manual clock).
+    pub fn memory_with_clock(clock: Arc<dyn Clock>) -> Self {
+        let stores = waymark_infrastructure::memory::MemoryBackend::with_clock(clock).stores();
+        Self {
+            stores,
+            url: DatabaseUrl::parse("memory://").expect("memory:// parses"),
+        }
+    }
+}
+
+/// Opens (and migrates) the backend a URL names.
+pub async fn open(url: &str) -> Result<Backend, BackendError> {
+    let parsed = DatabaseUrl::parse(url)?;
+    match parsed.engine {
+        Engine::Memory => Ok(Backend::memory_with_clock(Arc::new(SystemClock))),
+        Engine::Sqlite | Engine::Postgres => open_sql(parsed).await,
+    }
+}
+
+async fn open_sql(url: DatabaseUrl) -> Result<Backend, BackendError> {
+    Err(BackendError::Unavailable(format!(
+        "{url}: this build has no SQL stores yet (waymark_infrastructure::connect has not landed); \
+         use --database-url memory:// for an in-memory server"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_parse_into_engine_and_layout() {
+        let u = DatabaseUrl::parse("sqlite://./w.db").unwrap();
+        assert_eq!((u.engine, u.layout), (Engine::Sqlite, Layout::Native));
+        assert_eq!(u.sqlite_path(), Some("./w.db"));
+        let u = DatabaseUrl::parse("langgraph+sqlite:///tmp/x.db?mode=rwc").unwrap();
+        assert_eq!((u.engine, u.layout), (Engine::Sqlite, Layout::LangGraph));
+        assert_eq!(u.inner, "sqlite:///tmp/x.db?mode=rwc");
+        assert_eq!(u.sqlite_path(), Some("/tmp/x.db"));
+        assert_eq!(u.filter_semantics(), FilterSemantics::Sqlite);
+        let u = DatabaseUrl::parse("langgraph+postgres://u:pw@h/db").unwrap();
+        assert_eq!((u.engine, u.layout), (Engine::Postgres, Layout::LangGraph));
+        assert_eq!(u.filter_semantics(), FilterSemantics::Containment);
+        assert_eq!(
+            DatabaseUrl::parse("memory://").unwrap().engine,
+            Engine::Memory
+        );
+        assert!(DatabaseUrl::parse("mysql://x").is_err());
+        assert!(DatabaseUrl::parse("langgraph+memory://").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://user:secret@host:5432/db"),
+            "postgres://user:***@host:5432/db"
+        );
+        assert_eq!(redact("postgres://host/db"), "postgres://host/db");
+        let u = DatabaseUrl::parse("langgraph+postgres://a:b@h/d").unwrap();
+        assert_eq!(u.to_string(), "langgraph+postgres://a:***@h/d");
+        let e = DatabaseUrl::parse("mysql://a:b@h/d").unwrap_err();
+        assert!(!e.to_string().contains(":b@"), "{e}");
+    }
+}

@@ -1,0 +1,489 @@
+//! The remote checkpointer protocol, version 1 (spec `remote-checkpointer-protocol.md`),
+//! mounted under `/checkpointer` over `Stores.checkpoints` of whatever backend the server
+//! opened.
+//!
+//! Division of labour (spec §1): the Python client serializes values, merges metadata with the
+//! config and generates ids and versions; this server validates shapes, applies the
+//! server-side rules (dropping the top-level `"writes"` metadata key on PostgreSQL, refusing
+//! value tags the LangGraph SQLite blob cannot embed, rejecting illegal SQLite filter keys)
+//! and hands domain values to the checkpoint port, whose stores own every storage rule.
+//!
+//! Errors use the protocol's own envelope `{"error": "…", "kind": "<PythonException>"}`
+//! (spec §5), not the REST API's, because the client re-raises `kind` as a Python builtin.
+
+pub mod wire;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use waymark_domain::checkpoint::{
+    CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef, PruneStrategy, WriteBatch,
+};
+use waymark_domain::{ChannelName, CheckpointNamespace, DomainError, RunId, TaskId, ThreadId};
+
+use crate::backend::{Engine, FilterSemantics, Layout};
+use crate::http::AppState;
+use wire::{Obj, WireConfig, body_object, invalid, member, type_error, value_error};
+
+/// The protocol version this server speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The optional operations every Waymark backend implements.
+pub const CAPABILITIES: [&str; 3] = ["delete_for_runs", "copy_thread", "prune"];
+
+/// An error answer of the protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtoError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The Python builtin exception the client raises.
+    pub kind: &'static str,
+    /// The message.
+    pub message: String,
+}
+
+impl ProtoError {
+    /// An error of `kind` with `status`.
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ProtoError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": self.message, "kind": self.kind})),
+        )
+            .into_response()
+    }
+}
+
+impl From<DomainError> for ProtoError {
+    fn from(e: DomainError) -> Self {
+        match &e {
+            DomainError::InvalidInput { .. } | DomainError::MissingUser => {
+                value_error(e.to_string())
+            }
+            DomainError::NotFound { .. } => {
+                ProtoError::new(StatusCode::NOT_FOUND, "LookupError", e.to_string())
+            }
+            DomainError::Conflict { .. } => value_error(e.to_string()),
+            DomainError::Storage(f) => {
+                tracing::error!(operation = %f.operation, error = %f.message, "checkpointer storage failure");
+                ProtoError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "RuntimeError",
+                    format!("storage failure during {}", f.operation),
+                )
+            }
+        }
+    }
+}
+
+type ProtoResult = Result<Json<Value>, ProtoError>;
+
+fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Obj, ProtoError> {
+    let bytes = body.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ProtoError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "ValueError",
+                "the request body is larger than this server accepts",
+            )
+        } else {
+            value_error(format!("cannot read the request body: {rej}"))
+        }
+    })?;
+    body_object(&bytes)
+}
+
+fn config_member<'a>(obj: &'a Obj, key: &str) -> Result<Option<&'a Obj>, ProtoError> {
+    wire::opt_obj(obj, key, "")
+}
+
+fn required_config(obj: &Obj) -> Result<WireConfig, ProtoError> {
+    let c = config_member(obj, "config")?
+        .ok_or_else(|| value_error("missing required member config"))?;
+    WireConfig::parse(c, "config.")
+}
+
+/// The routes, relative to `/checkpointer`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/put", post(put))
+        .route("/put_writes", post(put_writes))
+        .route("/get_tuple", post(get_tuple))
+        .route("/list", post(list))
+        .route("/delete_thread", post(delete_thread))
+        .route("/delete_for_runs", post(delete_for_runs))
+        .route("/copy_thread", post(copy_thread))
+        .route("/prune", post(prune))
+        .route("/capabilities", get(capabilities))
+        .route("/health", get(health))
+        .fallback(unknown)
+        .method_not_allowed_fallback(unknown)
+}
+
+async fn unknown(req: axum::extract::Request) -> ProtoError {
+    ProtoError::new(
+        StatusCode::NOT_FOUND,
+        "LookupError",
+        format!(
+            "no checkpointer operation {} {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn put(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> ProtoResult {
+    let obj = read_body(body)?;
+    let config = required_config(&obj)?;
+    let checkpoint_obj = wire::req_obj(&obj, "checkpoint", "")?;
+    let embeddable_only =
+        state.backend.engine() == Engine::Sqlite && state.backend.url.layout == Layout::LangGraph;
+    let checkpoint = wire::parse_checkpoint(checkpoint_obj, embeddable_only)?;
+    let mut metadata = wire::opt_obj(&obj, "metadata", "")?
+        .cloned()
+        .unwrap_or_default();
+    if state.backend.engine() == Engine::Postgres {
+        // compat §1.3 step 3: LangGraph's PostgreSQL saver never stores a top-level "writes".
+        metadata.shift_remove("writes");
+    }
+    let new_versions =
+        wire::parse_versions(wire::opt_obj(&obj, "new_versions", "")?, "new_versions")?;
+    let namespace = config.namespace_or_root();
+    let request = CheckpointPut {
+        thread_id: config.thread_id,
+        namespace,
+        parent_id: config.checkpoint_id,
+        checkpoint,
+        metadata: CheckpointMetadata(metadata),
+        new_versions,
+    };
+    let stored = state
+        .metrics
+        .time(
+            "checkpoints.put",
+            state.backend.stores.checkpoints.put(request),
+        )
+        .await?;
+    Ok(Json(json!({
+        "config": wire::config_json(&stored.thread_id, &stored.namespace, &stored.checkpoint_id)
+    })))
+}
+
+async fn put_writes(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ProtoResult {
+    let obj = read_body(body)?;
+    let config = required_config(&obj)?;
+    let checkpoint_id = config.checkpoint_id.clone().ok_or_else(|| {
+        value_error("config.checkpoint_id is required: the checkpoint the writes belong to")
+    })?;
+    let task_id = TaskId::parse(wire::req_str(&obj, "task_id", "")?).map_err(invalid)?;
+    let task_path = wire::opt_str(&obj, "task_path", "")?
+        .unwrap_or("")
+        .to_owned();
+    if task_path.contains('\0') {
+        return Err(value_error("task_path contains a NUL character"));
+    }
+    let writes = match member(&obj, "writes") {
+        None => return Err(value_error("missing required member writes")),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(type_error("writes must be an array of {channel, value}")),
+    };
+    let mut parsed = Vec::with_capacity(writes.len());
+    for (i, w) in writes.iter().enumerate() {
+        let ctx = format!("writes[{i}]");
+        let Value::Object(w) = w else {
+            return Err(type_error(format!(
+                "{ctx} must be an object {{channel, value}}"
+            )));
+        };
+        let channel = ChannelName::parse(wire::req_str(w, "channel", &format!("{ctx}."))?)
+            .map_err(|e| value_error(format!("{ctx}: {e}")))?;
+        let value = match member(w, "value") {
+            Some(v) => wire::parse_value(v, &format!("{ctx}.value"))?,
+            None => return Err(value_error(format!("missing required member {ctx}.value"))),
+        };
+        parsed.push((channel, value));
+    }
+    if parsed.is_empty() {
+        return Ok(Json(json!({})));
+    }
+    let batch = WriteBatch {
+        target: CheckpointRef {
+            thread_id: config.thread_id.clone(),
+            namespace: config.namespace_or_root(),
+            checkpoint_id,
+        },
+        task_id,
+        task_path,
+        writes: parsed,
+    };
+    state
+        .metrics
+        .time(
+            "checkpoints.put_writes",
+            state.backend.stores.checkpoints.put_writes(batch),
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn get_tuple(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ProtoResult {
+    let obj = read_body(body)?;
+    let config = required_config(&obj)?;
+    let ns = config.namespace_or_root();
+    let tuple = state
+        .metrics
+        .time(
+            "checkpoints.get_tuple",
+            state.backend.stores.checkpoints.get_tuple(
+                &config.thread_id,
+                &ns,
+                config.checkpoint_id.clone(),
+            ),
+        )
+        .await?;
+    Ok(Json(json!({"tuple": tuple.as_ref().map(wire::tuple_json)})))
+}
+
+/// LangGraph's SQLite saver refuses filter keys outside `^[a-zA-Z0-9_.-]+$`.
+fn check_sqlite_filter_key(key: &str) -> Result<(), ProtoError> {
+    let ok = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(value_error(format!(
+            "invalid filter key {key:?}: on SQLite keys match ^[a-zA-Z0-9_.-]+$"
+        )))
+    }
+}
+
+async fn list(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> ProtoResult {
+    let obj = read_body(body)?;
+    let mut query = CheckpointQuery::default();
+    if let Some(c) = config_member(&obj, "config")? {
+        let c = WireConfig::parse(c, "config.")?;
+        query.thread_id = Some(c.thread_id);
+        query.namespace = c.namespace;
+        query.checkpoint_id = c.checkpoint_id;
+    }
+    if let Some(filter) = wire::opt_obj(&obj, "filter", "")? {
+        if state.backend.filter_semantics() == FilterSemantics::Sqlite {
+            for k in filter.keys() {
+                check_sqlite_filter_key(k)?;
+            }
+        }
+        query.filter = filter.clone();
+    }
+    if let Some(before) = config_member(&obj, "before")? {
+        query.before = wire::opt_str(before, "checkpoint_id", "before.")?
+            .filter(|s| !s.is_empty())
+            .map(waymark_domain::CheckpointId::parse)
+            .transpose()
+            .map_err(invalid)?;
+    }
+    query.limit = match member(&obj, "limit") {
+        None => None,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) | None => {
+                return Err(value_error(format!(
+                    "limit must be null or an integer >= 1, not {n}"
+                )));
+            }
+            Some(l) => Some(u32::try_from(l).unwrap_or(u32::MAX)),
+        },
+        Some(other) => {
+            return Err(value_error(format!(
+                "limit must be null or an integer >= 1, not {other}"
+            )));
+        }
+    };
+    let tuples = state
+        .metrics
+        .time(
+            "checkpoints.list",
+            state.backend.stores.checkpoints.list(&query),
+        )
+        .await?;
+    Ok(Json(json!({
+        "tuples": tuples.iter().map(wire::tuple_json).collect::<Vec<_>>()
+    })))
+}
+
+async fn delete_thread(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ProtoResult {
+    let obj = read_body(body)?;
+    let thread = ThreadId::parse(wire::req_str(&obj, "thread_id", "")?).map_err(invalid)?;
+    state
+        .metrics
+        .time(
+            "checkpoints.delete_thread",
+            state.backend.stores.checkpoints.delete_thread(&thread),
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn delete_for_runs(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ProtoResult {
+    let obj = read_body(body)?;
+    let run_ids = wire::req_str_array(&obj, "run_ids")?
+        .into_iter()
+        .map(RunId::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    if !run_ids.is_empty() {
+        state
+            .metrics
+            .time(
+                "checkpoints.delete_for_runs",
+                state.backend.stores.checkpoints.delete_for_runs(run_ids),
+            )
+            .await?;
+    }
+    Ok(Json(json!({})))
+}
+
+async fn copy_thread(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ProtoResult {
+    let obj = read_body(body)?;
+    let source = ThreadId::parse(wire::req_str(&obj, "source_thread_id", "")?).map_err(invalid)?;
+    let target = ThreadId::parse(wire::req_str(&obj, "target_thread_id", "")?).map_err(invalid)?;
+    state
+        .metrics
+        .time(
+            "checkpoints.copy_thread",
+            state
+                .backend
+                .stores
+                .checkpoints
+                .copy_thread(&source, &target),
+        )
+        .await?;
+    Ok(Json(json!({})))
+}
+
+async fn prune(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> ProtoResult {
+    let obj = read_body(body)?;
+    let thread_ids = wire::req_str_array(&obj, "thread_ids")?
+        .into_iter()
+        .map(ThreadId::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    let strategy = match member(&obj, "strategy") {
+        None => PruneStrategy::KeepLatest,
+        Some(Value::String(s)) => s.parse::<PruneStrategy>().map_err(invalid)?,
+        Some(other) => {
+            return Err(value_error(format!(
+                "strategy must be \"keep_latest\" or \"delete\", not {other}"
+            )));
+        }
+    };
+    if !thread_ids.is_empty() {
+        state
+            .metrics
+            .time(
+                "checkpoints.prune",
+                state.backend.stores.checkpoints.prune(thread_ids, strategy),
+            )
+            .await?;
+    }
+    Ok(Json(json!({})))
+}
+
+async fn capabilities(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "protocol_version": PROTOCOL_VERSION,
+        "capabilities": CAPABILITIES,
+        "backend": state.backend.engine().as_str(),
+        "filter_semantics": state.backend.filter_semantics().as_str(),
+    }))
+}
+
+/// Whether the checkpoint store answers a cheap read.
+pub async fn probe_storage(state: &AppState) -> bool {
+    let probe = ThreadId::parse("__waymark_health_probe__").expect("a valid thread id");
+    let result = state
+        .metrics
+        .time(
+            "checkpoints.get_tuple",
+            state
+                .backend
+                .stores
+                .checkpoints
+                .get_tuple(&probe, &CheckpointNamespace::root(), None),
+        )
+        .await;
+    if let Err(e) = &result {
+        tracing::warn!(error = %e, "storage probe failed");
+    }
+    result.is_ok()
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    if probe_storage(&state).await {
+        Json(json!({"ok": true})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({"ok": false, "error": "storage is unreachable", "kind": "ConnectionError"}),
+            ),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_filter_keys_follow_langgraphs_pattern() {
+        assert!(check_sqlite_filter_key("source").is_ok());
+        assert!(check_sqlite_filter_key("a.b-c_d").is_ok());
+        assert!(check_sqlite_filter_key("a b").is_err());
+        assert!(check_sqlite_filter_key("x') OR 1=1 --").is_err());
+        assert!(check_sqlite_filter_key("").is_err());
+    }
+
+    #[test]
+    fn storage_errors_hide_their_details() {
+        let e: ProtoError = DomainError::storage("checkpoints.put", "INSERT INTO secret").into();
+        assert_eq!(
+            (e.status, e.kind),
+            (StatusCode::INTERNAL_SERVER_ERROR, "RuntimeError")
+        );
+        assert!(!e.message.contains("INSERT"));
+        let e: ProtoError = DomainError::invalid("limit", "x").into();
+        assert_eq!(e.kind, "ValueError");
+    }
+}

@@ -1,0 +1,248 @@
+//! The command line: `serve`, `migrate`, the inspection commands (`threads`, `history`, `show`,
+//! `diff`, `messages`) and the transfer commands (`export`, `import`, `copy`).
+//!
+//! Every command takes `--database-url` (env `WAYMARK_DATABASE_URL`), so each works on a
+//! native database, an in-memory server's data is out of reach by nature, and a LangGraph
+//! SQLite file or PostgreSQL database is read through `langgraph+sqlite://` /
+//! `langgraph+postgres://`. Output is a human-readable table by default and JSON with `--json`.
+
+mod inspect;
+mod transfer;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use waymark_domain::DomainError;
+
+use crate::backend::{self, Backend, BackendError, DatabaseUrl};
+use crate::http::{self, AppState, ServerConfig};
+
+/// A failed command: what to print and the exit status.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    code: u8,
+}
+
+impl CliError {
+    /// A failure (exit status 1).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: 1,
+        }
+    }
+
+    /// Bad arguments (exit status 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: 2,
+        }
+    }
+
+    /// The process exit status.
+    pub fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<DomainError> for CliError {
+    fn from(e: DomainError) -> Self {
+        if e.is_invalid_input() {
+            Self::usage(e.to_string())
+        } else {
+            Self::new(e.to_string())
+        }
+    }
+}
+
+impl From<BackendError> for CliError {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::UnknownScheme(_) | BackendError::Invalid(_) => Self::usage(e.to_string()),
+            _ => Self::new(e.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+/// The result of a command.
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+/// Waymark: persistence for AI-agent runtimes (sessions, threads, checkpoints, history),
+/// readable by Python LangGraph too.
+#[derive(Debug, Parser)]
+#[command(name = "waymark", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "WAYMARK_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// The database a command works on.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// sqlite://PATH, postgres://…, memory://, langgraph+sqlite://PATH or langgraph+postgres://…
+    #[arg(long, env = "WAYMARK_DATABASE_URL", default_value = DatabaseUrl::DEFAULT)]
+    pub database_url: String,
+}
+
+impl DbArgs {
+    /// Opens (and migrates) the database.
+    pub async fn open(&self) -> CliResult<Backend> {
+        Ok(backend::open(&self.database_url).await?)
+    }
+}
+
+/// Output switches shared by the read commands.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server: REST API under /api/v1, remote checkpointer under /checkpointer.
+    Serve(ServeArgs),
+    /// Create or upgrade the schema of a database, then exit.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List threads (thread records and threads that only have checkpoints).
+    Threads(inspect::ThreadsArgs),
+    /// A thread's checkpoints, newest first, with step, source and pending writes.
+    History(inspect::HistoryArgs),
+    /// The state at a checkpoint (the latest by default), values decoded.
+    Show(inspect::ShowArgs),
+    /// What changed between two checkpoints (`THREAD` or `THREAD@CHECKPOINT`).
+    Diff(inspect::DiffArgs),
+    /// A thread's messages from the run-event log (or its latest checkpoint).
+    Messages(inspect::MessagesArgs),
+    /// Write everything (or some threads) as JSON lines, payload bytes in base64.
+    Export(transfer::ExportArgs),
+    /// Read JSON lines written by `export`.
+    Import(transfer::ImportArgs),
+    /// Copy threads and their checkpoints between two databases, resumably, then verify.
+    Copy(transfer::CopyArgs),
+}
+
+/// `waymark serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The address to listen on.
+    #[arg(long, env = "WAYMARK_BIND", default_value = "127.0.0.1:8787")]
+    bind: SocketAddr,
+    /// Require `Authorization: Bearer <token>` on every request except probes and docs.
+    #[arg(long, env = "WAYMARK_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
+    /// Refuse REST requests without the X-Waymark-User header (instead of running them
+    /// unscoped).
+    #[arg(long, env = "WAYMARK_REQUIRE_USER")]
+    require_user: bool,
+    /// The largest REST request body in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// The largest checkpointer request body in bytes.
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    max_checkpoint_body_bytes: usize,
+}
+
+/// Sets up the tracing subscriber (`RUST_LOG` filters; default `info`).
+pub fn init_tracing(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate { db } => {
+            let backend = db.open().await?;
+            println!("{} is migrated and ready", backend.url);
+            Ok(())
+        }
+        Command::Threads(a) => inspect::threads(a).await,
+        Command::History(a) => inspect::history(a).await,
+        Command::Show(a) => inspect::show(a).await,
+        Command::Diff(a) => inspect::diff(a).await,
+        Command::Messages(a) => inspect::messages(a).await,
+        Command::Export(a) => transfer::export(a).await,
+        Command::Import(a) => transfer::import(a).await,
+        Command::Copy(a) => transfer::copy(a).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> CliResult {
+    let backend = args.db.open().await?;
+    let config = ServerConfig {
+        auth_token: args.auth_token.filter(|t| !t.is_empty()),
+        require_user: args.require_user,
+        max_body_bytes: args.max_body_bytes,
+        max_checkpoint_body_bytes: args.max_checkpoint_body_bytes,
+    };
+    let state = AppState::new(backend, config);
+    http::serve(state, args.bind)
+        .await
+        .map_err(|e| CliError::new(format!("cannot serve on {}: {e}", args.bind)))
+}
+
+/// Where a file argument points: a path, or `-` for stdin/stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileArg {
+    /// Standard input or output.
+    Std,
+    /// A file.
+    Path(PathBuf),
+}
+
+impl std::str::FromStr for FileArg {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(if s == "-" {
+            Self::Std
+        } else {
+            Self::Path(PathBuf::from(s))
+        })
+    }
+}

@@ -1,0 +1,127 @@
+//! Shared helpers of the black-box tests: a server on a random port over its own database.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use waymark_domain::clock::SystemClock;
+use waymark_interfaces::backend::Backend;
+use waymark_interfaces::http::{AppState, ServerConfig, serve_on};
+
+/// A running server; dropping it stops the server.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// A client.
+    pub client: Client,
+    /// The stores behind the server (to check that nothing was written).
+    pub backend: Backend,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A server over fresh in-memory stores with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(
+        Backend::memory_with_clock(Arc::new(SystemClock)),
+        ServerConfig::default(),
+    )
+    .await
+}
+
+/// A server over `backend` with `config`.
+pub async fn spawn_with(backend: Backend, config: ServerConfig) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a random port");
+    let addr = listener.local_addr().unwrap();
+    let state = AppState::new(backend.clone(), config);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        serve_on(state, listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        client: Client::new(),
+        backend,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs JSON and returns status and body.
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        read(
+            self.client
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// POSTs raw bytes as JSON.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
+        read(
+            self.client
+                .post(self.url(path))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// GETs and returns status and body.
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        read(self.client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// Sends a request built by `f`.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        read(req.send().await.unwrap()).await
+    }
+}
+
+/// Status and JSON body (`Null` for an empty body, a string for non-JSON text).
+pub async fn read(resp: Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
