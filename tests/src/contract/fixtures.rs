@@ -345,3 +345,30 @@ pub fn expect_not_found<T: std::fmt::Debug>(r: DomainResult<T>) {
 pub fn at(base: DateTime<Utc>, secs: i64) -> DateTime<Utc> {
     base + chrono::Duration::seconds(secs)
 }
+
+/// A session value to create: active, default policy, the clock's time.
+pub fn session(b: &TestBackend, id: SessionId) -> waymark_domain::session::Session {
+    use waymark_domain::clock::Clock;
+    let now = b.clock.now();
+    waymark_domain::session::Session {
+        id,
+        owner: None,
+        title: None,
+        metadata: JsonObject::new(),
+        status: waymark_domain::session::SessionStatus::Active,
+        checkpoint_policy: waymark_domain::session::CheckpointPolicy::default(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Creates a session owned by the scope's user.
+pub async fn create_session(b: &TestBackend, scope: &UserScope) -> SessionId {
+    let id = session_id();
+    b.stores
+        .sessions
+        .create(scope, session(b, id.clone()))
+        .await
+        .expect("create session");
+    id
+}
