@@ -2,5 +2,6 @@
 //! `async fn() -> Option<TestBackend>`: a fresh, empty backend for one test, or `None` when the
 //! backend is unavailable (the harness then prints `SKIPPED`).
 
+pub mod langgraph;
 pub mod memory;
 pub mod sql;
