@@ -36,11 +36,67 @@ pub fn validate_msgpack(bytes: &[u8]) -> Result<(), CodecError> {
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Where the current input ends: the buffer's end, or an extension payload's end while
+    /// that payload is being read.
+    end: usize,
+}
+
+/// One item header.
+enum Item<'a> {
+    /// A complete value.
+    Done(Value),
+    /// An array of `n` elements follows.
+    Array { at: usize, n: usize, width: Width },
+    /// A map of `n` entries follows.
+    Map { at: usize, n: usize, width: Width },
+    /// An extension of a known code, its payload still to parse.
+    Ext {
+        at: usize,
+        code: i8,
+        payload: &'a [u8],
+        width: Width,
+    },
+}
+
+/// An open container on the reader's explicit stack.
+enum Frame<'a> {
+    Array {
+        items: Vec<Value>,
+        remaining: usize,
+        width: Width,
+    },
+    Map {
+        entries: Vec<(Value, Value)>,
+        key: Option<Value>,
+        remaining: usize,
+        width: Width,
+    },
+    Ext {
+        code: i8,
+        payload: &'a [u8],
+        width: Width,
+        /// Where the payload ends.
+        end: usize,
+        /// The input's end outside the payload.
+        outer_end: usize,
+    },
+}
+
+fn raw_ext(code: i8, payload: &[u8], width: Width) -> Value {
+    Value::Ext(Ext {
+        code,
+        payload: ExtPayload::Raw(payload.to_vec()),
+        width,
+    })
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            end: buf.len(),
+        }
     }
 
     /// The current offset.
@@ -54,12 +110,12 @@ impl<'a> Reader<'a> {
     }
 
     fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.end - self.pos
     }
 
     /// Fails unless every byte was consumed.
     pub(crate) fn finish(&self) -> Result<(), CodecError> {
-        if self.pos == self.buf.len() {
+        if self.pos == self.end {
             Ok(())
         } else {
             Err(CodecError::TrailingBytes {
@@ -136,11 +192,11 @@ impl<'a> Reader<'a> {
         Ok(depth + 1)
     }
 
-    /// Reads one value; `depth` is the number of enclosing containers.
-    pub(crate) fn value(&mut self, depth: usize) -> Result<Value, CodecError> {
+    /// Reads one item's header: a complete scalar, or the start of a container.
+    fn item(&mut self) -> Result<Item<'a>, CodecError> {
         let at = self.pos;
         let marker = Marker::from_u8(self.u8()?);
-        Ok(match marker {
+        Ok(Item::Done(match marker {
             Marker::Null => Value::Nil,
             Marker::False => Value::Bool(false),
             Marker::True => Value::Bool(true),
@@ -158,9 +214,11 @@ impl<'a> Reader<'a> {
             Marker::F32 => Value::F32(f32::from_bits(self.be_u32()?)),
             Marker::F64 => Value::F64(f64::from_bits(self.be_u64()?)),
             Marker::FixStr(n) => self.str(at, n as usize, Width::Fix)?,
-            Marker::Str8 => self.str_with(Width::W8)?,
-            Marker::Str16 => self.str_with(Width::W16)?,
-            Marker::Str32 => self.str_with(Width::W32)?,
+            Marker::Str8 | Marker::Str16 | Marker::Str32 => {
+                let width = width_of(marker);
+                let n = self.len(width, 1)?;
+                self.str(at, n, width)?
+            }
             Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
                 let width = width_of(marker);
                 let n = self.len(width, 1)?;
@@ -170,17 +228,17 @@ impl<'a> Reader<'a> {
                     width: recorded(width, minimal_bin(n)),
                 })
             }
-            Marker::FixArray(n) => self.array_items(at, n as usize, Width::Fix, depth)?,
+            Marker::FixArray(n) => return self.container(at, n as usize, Width::Fix, false),
             Marker::Array16 | Marker::Array32 => {
                 let width = width_of(marker);
                 let n = self.len(width, 1)?;
-                self.array_items(at, n, width, depth)?
+                return self.container(at, n, width, false);
             }
-            Marker::FixMap(n) => self.map_entries(at, n as usize, Width::Fix, depth)?,
+            Marker::FixMap(n) => return self.container(at, n as usize, Width::Fix, true),
             Marker::Map16 | Marker::Map32 => {
                 let width = width_of(marker);
                 let n = self.len(width, 2)?;
-                self.map_entries(at, n, width, depth)?
+                return self.container(at, n, width, true);
             }
             Marker::FixExt1
             | Marker::FixExt2
@@ -189,61 +247,280 @@ impl<'a> Reader<'a> {
             | Marker::FixExt16
             | Marker::Ext8
             | Marker::Ext16
-            | Marker::Ext32 => self.ext(at, marker, depth)?,
-        })
+            | Marker::Ext32 => {
+                let (code, payload, width) = self.ext_header(marker)?;
+                let width = recorded(width, minimal_ext(payload.len()));
+                if (0..=7).contains(&code) {
+                    return Ok(Item::Ext {
+                        at,
+                        code,
+                        payload,
+                        width,
+                    });
+                }
+                Value::Ext(Ext {
+                    code,
+                    payload: ExtPayload::Raw(payload.to_vec()),
+                    width,
+                })
+            }
+        }))
     }
 
-    fn str_with(&mut self, width: Width) -> Result<Value, CodecError> {
-        let at = self.pos;
-        let n = self.len(width, 1)?;
-        self.str(at, n, width)
+    fn container(
+        &mut self,
+        at: usize,
+        n: usize,
+        width: Width,
+        map: bool,
+    ) -> Result<Item<'a>, CodecError> {
+        self.check_len(at, n, if map { 2 } else { 1 })?;
+        let width = recorded(width, minimal_container(n));
+        Ok(if map {
+            Item::Map { at, n, width }
+        } else {
+            Item::Array { at, n, width }
+        })
     }
 
     fn str(&mut self, at: usize, n: usize, width: Width) -> Result<Value, CodecError> {
         self.check_len(at, n, 1)?;
         let bytes = self.take(n)?.to_vec();
-        let minimal = minimal_str(n);
-        Ok(Value::Str(Str::from_raw(bytes, recorded(width, minimal))))
+        Ok(Value::Str(Str::from_raw(
+            bytes,
+            recorded(width, minimal_str(n)),
+        )))
     }
 
-    fn array_items(
-        &mut self,
-        at: usize,
-        n: usize,
-        width: Width,
-        depth: usize,
-    ) -> Result<Value, CodecError> {
-        self.check_len(at, n, 1)?;
-        let inner = self.enter(depth, at)?;
-        let mut items = Vec::with_capacity(n);
-        for _ in 0..n {
-            items.push(self.value(inner)?);
+    /// Reads one value; `depth` is the number of enclosing containers.
+    ///
+    /// The reader is iterative: containers and extension payloads live on an explicit stack,
+    /// so neither deep input nor a debug build's large frames can exhaust the thread stack.
+    /// An extension of a known code whose payload is not exactly one well-formed document is
+    /// kept raw: the error inside it unwinds only to that extension.
+    pub(crate) fn value(&mut self, depth: usize) -> Result<Value, CodecError> {
+        let mut stack: Vec<Frame<'a>> = Vec::new();
+        loop {
+            let level = depth + stack.len();
+            let read = self.item().and_then(|item| {
+                if !matches!(item, Item::Done(_)) {
+                    let at = match &item {
+                        Item::Array { at, .. } | Item::Map { at, .. } | Item::Ext { at, .. } => *at,
+                        Item::Done(_) => 0,
+                    };
+                    self.enter(level, at)?;
+                }
+                Ok(item)
+            });
+            let mut done = match read {
+                Ok(Item::Done(v)) => v,
+                Ok(Item::Array { n: 0, width, .. }) => Value::Array(Array {
+                    items: Vec::new(),
+                    width,
+                }),
+                Ok(Item::Map { n: 0, width, .. }) => Value::Map(Map {
+                    entries: Vec::new(),
+                    width,
+                }),
+                Ok(Item::Array { n, width, .. }) => {
+                    stack.push(Frame::Array {
+                        items: Vec::with_capacity(n),
+                        remaining: n,
+                        width,
+                    });
+                    continue;
+                }
+                Ok(Item::Map { n, width, .. }) => {
+                    stack.push(Frame::Map {
+                        entries: Vec::with_capacity(n),
+                        key: None,
+                        remaining: n,
+                        width,
+                    });
+                    continue;
+                }
+                Ok(Item::Ext {
+                    code,
+                    payload,
+                    width,
+                    ..
+                }) => {
+                    // Read the payload in place: the payload's end becomes the input's end.
+                    let outer_end = self.end;
+                    let end = self.pos;
+                    self.pos -= payload.len();
+                    self.end = end;
+                    stack.push(Frame::Ext {
+                        code,
+                        payload,
+                        width,
+                        end,
+                        outer_end,
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    // Unwind to the innermost extension, which becomes raw; without one the
+                    // error is the caller's.
+                    let Some(i) = stack.iter().rposition(|f| matches!(f, Frame::Ext { .. })) else {
+                        return Err(e);
+                    };
+                    stack.truncate(i + 1);
+                    let Some(Frame::Ext {
+                        code,
+                        payload,
+                        width,
+                        end,
+                        outer_end,
+                    }) = stack.pop()
+                    else {
+                        return Err(e);
+                    };
+                    self.pos = end;
+                    self.end = outer_end;
+                    raw_ext(code, payload, width)
+                }
+            };
+            // Attach the finished value to its parents, closing every parent it completes.
+            loop {
+                match stack.last_mut() {
+                    None => return Ok(done),
+                    Some(Frame::Array {
+                        items, remaining, ..
+                    }) => {
+                        items.push(done);
+                        *remaining -= 1;
+                        if *remaining > 0 {
+                            break;
+                        }
+                    }
+                    Some(Frame::Map {
+                        entries,
+                        key,
+                        remaining,
+                        ..
+                    }) => match key.take() {
+                        None => {
+                            *key = Some(done);
+                            break;
+                        }
+                        Some(k) => {
+                            entries.push((k, done));
+                            *remaining -= 1;
+                            if *remaining > 0 {
+                                break;
+                            }
+                        }
+                    },
+                    Some(Frame::Ext {
+                        code,
+                        payload,
+                        width,
+                        end,
+                        outer_end,
+                    }) => {
+                        let (code, payload, width, end) = (*code, *payload, *width, *end);
+                        let complete = self.pos == end;
+                        self.pos = end;
+                        self.end = *outer_end;
+                        stack.pop();
+                        done = if complete {
+                            Value::Ext(Ext {
+                                code,
+                                payload: ExtPayload::Value(Box::new(done)),
+                                width,
+                            })
+                        } else {
+                            raw_ext(code, payload, width)
+                        };
+                        continue;
+                    }
+                }
+                done = match stack.pop() {
+                    Some(Frame::Array { items, width, .. }) => Value::Array(Array { items, width }),
+                    Some(Frame::Map { entries, width, .. }) => Value::Map(Map { entries, width }),
+                    // Extensions close above; the stack is not empty here.
+                    Some(Frame::Ext { .. }) | None => {
+                        return Err(CodecError::shape("msgpack reader", "unbalanced stack"));
+                    }
+                };
+            }
         }
-        Ok(Value::Array(Array {
-            items,
-            width: recorded(width, minimal_container(n)),
-        }))
     }
 
-    fn map_entries(
-        &mut self,
-        at: usize,
-        n: usize,
-        width: Width,
-        depth: usize,
-    ) -> Result<Value, CodecError> {
-        self.check_len(at, n, 2)?;
-        let inner = self.enter(depth, at)?;
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            let k = self.value(inner)?;
-            let v = self.value(inner)?;
-            entries.push((k, v));
+    /// Skips one value, checking its framing; extension payloads are skipped whole.
+    /// Iterative like [`Reader::value`].
+    pub(crate) fn skip(&mut self, depth: usize) -> Result<(), CodecError> {
+        // Items still to skip at each open container level.
+        let mut pending: Vec<usize> = Vec::new();
+        loop {
+            let at = self.pos;
+            let marker = Marker::from_u8(self.u8()?);
+            let fixed = match marker {
+                Marker::Null
+                | Marker::False
+                | Marker::True
+                | Marker::FixPos(_)
+                | Marker::FixNeg(_) => 0,
+                Marker::Reserved => return Err(CodecError::ReservedMarker { offset: at }),
+                Marker::U8 | Marker::I8 => 1,
+                Marker::U16 | Marker::I16 => 2,
+                Marker::U32 | Marker::I32 | Marker::F32 => 4,
+                Marker::U64 | Marker::I64 | Marker::F64 => 8,
+                Marker::FixStr(n) => n as usize,
+                Marker::Str8
+                | Marker::Str16
+                | Marker::Str32
+                | Marker::Bin8
+                | Marker::Bin16
+                | Marker::Bin32 => self.len(width_of(marker), 1)?,
+                Marker::FixArray(_)
+                | Marker::Array16
+                | Marker::Array32
+                | Marker::FixMap(_)
+                | Marker::Map16
+                | Marker::Map32 => {
+                    let (n, unit) = match marker {
+                        Marker::FixArray(n) => (n as usize, 1),
+                        Marker::FixMap(n) => (n as usize, 2),
+                        Marker::Array16 | Marker::Array32 => (self.len(width_of(marker), 1)?, 1),
+                        _ => (self.len(width_of(marker), 2)?, 2),
+                    };
+                    self.check_len(at, n, unit)?;
+                    self.enter(depth + pending.len(), at)?;
+                    if n > 0 {
+                        pending.push(n * unit);
+                        continue;
+                    }
+                    0
+                }
+                Marker::FixExt1
+                | Marker::FixExt2
+                | Marker::FixExt4
+                | Marker::FixExt8
+                | Marker::FixExt16
+                | Marker::Ext8
+                | Marker::Ext16
+                | Marker::Ext32 => {
+                    self.ext_header(marker)?;
+                    0
+                }
+            };
+            self.take(fixed)?;
+            // One item is complete; it may complete its parents in turn.
+            loop {
+                match pending.last_mut() {
+                    None => return Ok(()),
+                    Some(n) => {
+                        *n -= 1;
+                        if *n > 0 {
+                            break;
+                        }
+                        pending.pop();
+                    }
+                }
+            }
         }
-        Ok(Value::Map(Map {
-            entries,
-            width: recorded(width, minimal_container(n)),
-        }))
     }
 
     /// Reads an extension header and returns `(code, payload, width)`.
@@ -263,86 +540,6 @@ impl<'a> Reader<'a> {
         let code = self.u8()? as i8;
         let payload = self.take(n)?;
         Ok((code, payload, width))
-    }
-
-    fn ext(&mut self, at: usize, marker: Marker, depth: usize) -> Result<Value, CodecError> {
-        let inner = self.enter(depth, at)?;
-        let (code, payload, width) = self.ext_header(marker)?;
-        let width = recorded(width, minimal_ext(payload.len()));
-        let payload = if (0..=7).contains(&code) {
-            let mut sub = Reader::new(payload);
-            match sub.value(inner).and_then(|v| sub.finish().map(|_| v)) {
-                Ok(v) => ExtPayload::Value(Box::new(v)),
-                Err(_) => ExtPayload::Raw(payload.to_vec()),
-            }
-        } else {
-            ExtPayload::Raw(payload.to_vec())
-        };
-        Ok(Value::Ext(Ext {
-            code,
-            payload,
-            width,
-        }))
-    }
-
-    /// Skips one value, checking its framing; extension payloads are skipped whole.
-    pub(crate) fn skip(&mut self, depth: usize) -> Result<(), CodecError> {
-        let at = self.pos;
-        let marker = Marker::from_u8(self.u8()?);
-        let fixed = match marker {
-            Marker::Null | Marker::False | Marker::True | Marker::FixPos(_) | Marker::FixNeg(_) => {
-                0
-            }
-            Marker::Reserved => return Err(CodecError::ReservedMarker { offset: at }),
-            Marker::U8 | Marker::I8 => 1,
-            Marker::U16 | Marker::I16 => 2,
-            Marker::U32 | Marker::I32 | Marker::F32 => 4,
-            Marker::U64 | Marker::I64 | Marker::F64 => 8,
-            Marker::FixStr(n) => n as usize,
-            Marker::Str8
-            | Marker::Str16
-            | Marker::Str32
-            | Marker::Bin8
-            | Marker::Bin16
-            | Marker::Bin32 => self.len(width_of(marker), 1)?,
-            Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => {
-                let n = match marker {
-                    Marker::FixArray(n) => n as usize,
-                    other => self.len(width_of(other), 1)?,
-                };
-                self.check_len(at, n, 1)?;
-                let inner = self.enter(depth, at)?;
-                for _ in 0..n {
-                    self.skip(inner)?;
-                }
-                return Ok(());
-            }
-            Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
-                let n = match marker {
-                    Marker::FixMap(n) => n as usize,
-                    other => self.len(width_of(other), 2)?,
-                };
-                self.check_len(at, n, 2)?;
-                let inner = self.enter(depth, at)?;
-                for _ in 0..2 * n {
-                    self.skip(inner)?;
-                }
-                return Ok(());
-            }
-            Marker::FixExt1
-            | Marker::FixExt2
-            | Marker::FixExt4
-            | Marker::FixExt8
-            | Marker::FixExt16
-            | Marker::Ext8
-            | Marker::Ext16
-            | Marker::Ext32 => {
-                self.ext_header(marker)?;
-                return Ok(());
-            }
-        };
-        self.take(fixed)?;
-        Ok(())
     }
 
     /// Reads a map header and returns the entry count (used by blob decomposition).
