@@ -250,15 +250,45 @@ pub async fn open(url: &str) -> Result<Backend, BackendError> {
     let parsed = DatabaseUrl::parse(url)?;
     match parsed.engine {
         Engine::Memory => Ok(Backend::memory_with_clock(Arc::new(SystemClock))),
+        // Both layouts keep the non-checkpoint records in Waymark's native tables.
         Engine::Sqlite | Engine::Postgres => open_sql(parsed).await,
     }
 }
 
 async fn open_sql(url: DatabaseUrl) -> Result<Backend, BackendError> {
-    Err(BackendError::Unavailable(format!(
-        "{url}: this build has no SQL stores yet (waymark_infrastructure::connect has not landed); \
-         use --database-url memory:// for an in-memory server"
-    )))
+    let fail = |message: String| BackendError::Open {
+        url: url.to_string(),
+        message,
+    };
+    let connected = waymark_infrastructure::connect::connect(
+        &url.inner,
+        waymark_infrastructure::connect::ConnectOptions::default(),
+    )
+    .await
+    .map_err(|e| fail(e.to_string()))?;
+    let mut stores = connected.stores;
+    if url.layout == Layout::LangGraph {
+        let checkpoints: Arc<dyn waymark_domain::checkpoint::CheckpointRepository> =
+            match url.engine {
+                Engine::Sqlite => {
+                    let path = url.sqlite_path().unwrap_or_default();
+                    Arc::new(
+                        waymark_adapters::sqlite_layout::LangGraphSqliteStore::open(path)
+                            .await
+                            .map_err(|e| fail(e.to_string()))?,
+                    )
+                }
+                Engine::Postgres => Arc::new(
+                    waymark_adapters::postgres_layout::LangGraphPostgresStore::connect(&url.inner)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?,
+                ),
+                Engine::Memory => unreachable!("langgraph+memory is refused by parse"),
+            };
+        stores.checkpoints = checkpoints;
+    }
+    tracing::info!(url = %url, "database open and migrated");
+    Ok(Backend { stores, url })
 }
 
 #[cfg(test)]
