@@ -790,7 +790,9 @@ impl RunJournal {
     /// Moves the journal into its own task and returns the handle callbacks use, plus the
     /// task's join handle (its result is the report when [`JournalHandle::finish`] ran).
     /// The task adds the timed flush; when every handle is dropped without `finish`, it
-    /// drains before exiting.
+    /// drains before exiting. Must be called inside a tokio runtime. The handle's channel is
+    /// unbounded on purpose: capture never blocks a callback and never drops an event; the
+    /// backlog is bounded by how far the store falls behind.
     pub fn spawn(
         self,
     ) -> (
