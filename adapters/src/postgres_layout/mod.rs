@@ -392,19 +392,57 @@ impl LangGraphPostgresStore {
         };
         if !plan.drop_checkpoints.is_empty() {
             let (nss, ids) = split(&plan.drop_checkpoints);
-            for sql in [
+            sqlx::query(
                 "DELETE FROM checkpoint_writes WHERE thread_id = $1 AND (checkpoint_ns, checkpoint_id) \
                  IN (SELECT * FROM unnest($2::text[], $3::text[]))",
-                "DELETE FROM checkpoints WHERE thread_id = $1 AND (checkpoint_ns, checkpoint_id) \
-                 IN (SELECT * FROM unnest($2::text[], $3::text[]))",
-            ] {
-                sqlx::query(sql)
-                    .bind(thread_id)
-                    .bind(&nss)
-                    .bind(&ids)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(&e)?;
+            )
+            .bind(thread_id)
+            .bind(&nss)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+            // The (channel, version) pairs the deleted checkpoints referenced: the only blobs
+            // that may have become garbage (what Python's prune collects too).
+            let freed = sqlx::query(
+                "WITH deleted AS (DELETE FROM checkpoints WHERE thread_id = $1 AND \
+                 (checkpoint_ns, checkpoint_id) IN (SELECT * FROM unnest($2::text[], $3::text[])) \
+                 RETURNING checkpoint_ns, checkpoint -> 'channel_versions' AS versions) \
+                 SELECT DISTINCT d.checkpoint_ns, v.key, v.value FROM deleted d \
+                 CROSS JOIN LATERAL jsonb_each_text(d.versions) AS v",
+            )
+            .bind(thread_id)
+            .bind(&nss)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&e)?;
+            let mut f_ns = Vec::with_capacity(freed.len());
+            let mut f_channel = Vec::with_capacity(freed.len());
+            let mut f_version = Vec::with_capacity(freed.len());
+            for row in &freed {
+                f_ns.push(row.try_get::<String, _>(0).map_err(&e)?);
+                f_channel.push(row.try_get::<String, _>(1).map_err(&e)?);
+                f_version.push(row.try_get::<String, _>(2).map_err(&e)?);
+            }
+            if !freed.is_empty() {
+                sqlx::query(
+                    "DELETE FROM checkpoint_blobs bl \
+                     USING unnest($2::text[], $3::text[], $4::text[]) AS f(ns, channel, version) \
+                     WHERE bl.thread_id = $1 AND bl.checkpoint_ns = f.ns \
+                       AND bl.channel = f.channel AND bl.version = f.version \
+                       AND NOT EXISTS (SELECT 1 FROM checkpoints c \
+                         CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') v \
+                         WHERE c.thread_id = $1 AND c.checkpoint_ns = f.ns \
+                           AND v.key = f.channel AND v.value = f.version)",
+                )
+                .bind(thread_id)
+                .bind(&f_ns)
+                .bind(&f_channel)
+                .bind(&f_version)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
             }
         }
         if !plan.orphans.is_empty() {
@@ -420,17 +458,6 @@ impl LangGraphPostgresStore {
             .await
             .map_err(&e)?;
         }
-        sqlx::query(
-            "DELETE FROM checkpoint_blobs bl WHERE bl.thread_id = $1 AND NOT EXISTS ( \
-               SELECT 1 FROM checkpoints c \
-               CROSS JOIN LATERAL jsonb_each_text(c.checkpoint -> 'channel_versions') v \
-               WHERE c.thread_id = bl.thread_id AND c.checkpoint_ns = bl.checkpoint_ns \
-                 AND v.key = bl.channel AND v.value = bl.version)",
-        )
-        .bind(thread_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(&e)?;
         tx.commit().await.map_err(&e)
     }
 }
@@ -827,7 +854,15 @@ impl CheckpointRepository for LangGraphPostgresStore {
             PruneStrategy::KeepLatest => {
                 let delta: Option<String> = sqlx::query_scalar(
                     "SELECT thread_id FROM checkpoints WHERE thread_id = ANY($1) \
-                     AND metadata ? 'counters_since_delta_snapshot' LIMIT 1",
+                     AND (metadata ? 'counters_since_delta_snapshot' \
+                          OR metadata ? 'delta_writes_versioned') \
+                     UNION SELECT c.thread_id FROM checkpoints c \
+                     CROSS JOIN LATERAL jsonb_each(c.checkpoint -> 'channel_values') AS v \
+                     WHERE c.thread_id = ANY($1) AND v.value = 'true'::jsonb AND EXISTS ( \
+                       SELECT 1 FROM checkpoint_blobs b WHERE b.thread_id = c.thread_id \
+                       AND b.checkpoint_ns = c.checkpoint_ns AND b.channel = v.key \
+                       AND b.version = c.checkpoint -> 'channel_versions' ->> v.key) \
+                     LIMIT 1",
                 )
                 .bind(&ids)
                 .fetch_optional(&self.pool)

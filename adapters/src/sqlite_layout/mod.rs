@@ -291,7 +291,8 @@ impl LangGraphSqliteStore {
     async fn uses_delta_channel(&self, thread_id: &str) -> DomainResult<bool> {
         let row = sqlx::query(
             "SELECT EXISTS (SELECT 1 FROM checkpoints WHERE thread_id = ? AND \
-             json_extract(CAST(metadata AS TEXT), '$.counters_since_delta_snapshot') IS NOT NULL)",
+             (json_extract(CAST(metadata AS TEXT), '$.counters_since_delta_snapshot') IS NOT NULL \
+              OR json_extract(CAST(metadata AS TEXT), '$.delta_writes_versioned') IS NOT NULL))",
         )
         .bind(thread_id)
         .fetch_one(&self.pool)

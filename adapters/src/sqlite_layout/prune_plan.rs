@@ -25,7 +25,7 @@ pub(crate) struct PrunePlan {
     pub drop_namespaces: Vec<String>,
     /// `(ns, id)` checkpoints to delete with their writes.
     pub drop_checkpoints: Vec<(String, String)>,
-    /// `(ns, id)` kept checkpoints whose parent is being deleted: their parent becomes NULL.
+    /// `(ns, id)` kept checkpoints whose parent is not kept: their parent becomes NULL.
     pub orphans: Vec<(String, String)>,
 }
 
@@ -71,15 +71,16 @@ pub(crate) fn plan_keep_latest(
                 continue;
             }
         }
-        let dropped: HashSet<&str> = list
-            .iter()
-            .filter(|r| !keep.contains(&(*ns, r.id.as_str())))
-            .map(|r| r.id.as_str())
-            .collect();
         for r in list {
-            if dropped.contains(r.id.as_str()) {
+            if !keep.contains(&(*ns, r.id.as_str())) {
                 plan.drop_checkpoints.push((ns.to_string(), r.id.clone()));
-            } else if r.parent.as_deref().is_some_and(|p| dropped.contains(p)) {
+            } else if r
+                .parent
+                .as_deref()
+                .is_some_and(|p| !keep.contains(&(*ns, p)))
+            {
+                // Python nulls every kept parent pointer that leaves the kept set, dangling
+                // ones included.
                 plan.orphans.push((ns.to_string(), r.id.clone()));
             }
         }
