@@ -2,11 +2,16 @@
 //! plain [`Message`] for the rest of Waymark (JSON content, typed tool calls and usage), and
 //! conversions that write exactly the bytes `langchain-core` 1.7 would.
 //!
-//! Fidelity contract: decoding a Python message into a [`Message`] and writing it back gives
-//! Python's bytes whenever Python wrote its own field order and tool-call / usage key order
-//! (what langchain-core produces). Unknown fields survive but move after the known ones; a
-//! message whose fields hold non-JSON values (bytes, extensions) cannot become a `Message` and
-//! should be kept as a raw [`Value`].
+//! Fidelity contract. langchain-core validates every message on construction, and pydantic
+//! puts the keys of its typed dicts (`ToolCall`, `InvalidToolCall`, `ToolCallChunk`,
+//! `UsageMetadata` and its details) into schema order, so Python only ever writes those
+//! orders; [`Message::to_value`] writes the same, which makes a message built in Rust, or read
+//! from Python and written back, byte-identical to Python's own encoding. Unknown fields
+//! survive but are written after the known ones. Two things Python does on construction are
+//! not replayed: deriving an `AIMessageChunk`'s `tool_calls` from its `tool_call_chunks`, and
+//! parsing OpenAI-style `additional_kwargs.tool_calls` into `tool_calls`; set those fields
+//! yourself. A message whose fields hold non-JSON values (bytes, extensions) cannot become a
+//! [`Message`]; keep it as a raw [`Value`] (its [`MessageView`] still works).
 
 use serde::{Deserialize, Serialize};
 use waymark_domain::checkpoint::TypedValue;
@@ -294,7 +299,42 @@ impl<'a> MessageView<'a> {
     }
 }
 
-/// A tool call requested by an AI message: `{"name", "args", "id", "type": "tool_call"}`.
+fn json_object<'a>(json: &'a JsonValue, what: &'static str) -> Result<&'a JsonObject, CodecError> {
+    json.as_object()
+        .ok_or_else(|| CodecError::shape(what, "not an object"))
+}
+
+fn opt_text(obj: &JsonObject, key: &str, what: &'static str) -> Result<Option<String>, CodecError> {
+    match obj.get(key) {
+        None | Some(JsonValue::Null) => Ok(None),
+        Some(JsonValue::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(CodecError::shape(
+            what,
+            format!("{key} must be text or null, found {other}"),
+        )),
+    }
+}
+
+fn opt_json(value: &Option<String>) -> JsonValue {
+    value.clone().map_or(JsonValue::Null, JsonValue::String)
+}
+
+fn check_type(obj: &JsonObject, expected: &str, what: &'static str) -> Result<(), CodecError> {
+    match obj.get("type") {
+        None => Ok(()),
+        Some(t) if t == expected => Ok(()),
+        Some(t) => Err(CodecError::shape(
+            what,
+            format!("type is {t}, not {expected}"),
+        )),
+    }
+}
+
+/// A tool call requested by an AI message (langchain-core's `ToolCall`).
+///
+/// langchain-core rebuilds every tool call with its `tool_call` factory, so Python always
+/// writes exactly `name, args, id, type` in that order; other keys cannot survive there and
+/// are dropped here too.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolCall {
     /// The tool.
@@ -303,8 +343,6 @@ pub struct ToolCall {
     pub args: JsonValue,
     /// The call id, which the answering tool message repeats.
     pub id: Option<String>,
-    /// Other keys (`index`, provider extras), in order, written after `type`.
-    pub extra: JsonObject,
 }
 
 impl ToolCall {
@@ -314,62 +352,154 @@ impl ToolCall {
             name: name.into(),
             args,
             id,
-            extra: JsonObject::new(),
         }
     }
 
-    /// LangChain's dict: `name, args, id, type` (the order of langchain-core's `tool_call`
-    /// factory), then the extra keys.
+    /// LangChain's dict: `name, args, id, type`.
     pub fn to_json(&self) -> JsonValue {
         let mut obj = JsonObject::new();
         obj.insert("name".into(), self.name.clone().into());
         obj.insert("args".into(), self.args.clone());
-        obj.insert("id".into(), self.id.clone().into());
+        obj.insert("id".into(), opt_json(&self.id));
         obj.insert("type".into(), "tool_call".into());
-        for (k, v) in &self.extra {
-            obj.insert(k.clone(), v.clone());
-        }
         JsonValue::Object(obj)
     }
 
-    /// Reads LangChain's dict.
+    /// Reads LangChain's dict (`args` defaults to `{}`).
     pub fn from_json(json: &JsonValue) -> Result<ToolCall, CodecError> {
         const WHAT: &str = "tool call";
-        let obj = json
-            .as_object()
-            .ok_or_else(|| CodecError::shape(WHAT, "not an object"))?;
+        let obj = json_object(json, WHAT)?;
+        check_type(obj, "tool_call", WHAT)?;
         let name = obj
             .get("name")
             .and_then(JsonValue::as_str)
             .ok_or_else(|| CodecError::shape(WHAT, "name is missing or not text"))?;
-        let id = match obj.get("id") {
-            None | Some(JsonValue::Null) => None,
-            Some(JsonValue::String(s)) => Some(s.clone()),
-            Some(_) => return Err(CodecError::shape(WHAT, "id is not text")),
+        let args = match obj.get("args") {
+            None | Some(JsonValue::Null) => JsonValue::Object(JsonObject::new()),
+            Some(a @ JsonValue::Object(_)) => a.clone(),
+            Some(_) => return Err(CodecError::shape(WHAT, "args must be an object")),
         };
-        match obj.get("type") {
-            None => {}
-            Some(t) if t == "tool_call" => {}
-            Some(t) => return Err(CodecError::shape(WHAT, format!("type is {t}"))),
-        }
-        let extra = obj
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "name" | "args" | "id" | "type"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
         Ok(ToolCall {
             name: name.to_owned(),
-            args: obj
-                .get("args")
-                .cloned()
-                .unwrap_or_else(|| JsonValue::Object(JsonObject::new())),
-            id,
-            extra,
+            args,
+            id: opt_text(obj, "id", WHAT)?,
         })
     }
 }
 
-/// Token usage of an AI message (LangChain's `usage_metadata`).
+/// A tool call the model produced but that could not be parsed (langchain-core's
+/// `InvalidToolCall`); Python writes `type, id, name, args, error`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvalidToolCall {
+    /// The call id.
+    pub id: Option<String>,
+    /// The tool name, when known.
+    pub name: Option<String>,
+    /// The raw argument text.
+    pub args: Option<String>,
+    /// Why it is invalid.
+    pub error: Option<String>,
+}
+
+impl InvalidToolCall {
+    /// LangChain's dict.
+    pub fn to_json(&self) -> JsonValue {
+        let mut obj = JsonObject::new();
+        obj.insert("type".into(), "invalid_tool_call".into());
+        obj.insert("id".into(), opt_json(&self.id));
+        obj.insert("name".into(), opt_json(&self.name));
+        obj.insert("args".into(), opt_json(&self.args));
+        obj.insert("error".into(), opt_json(&self.error));
+        JsonValue::Object(obj)
+    }
+
+    /// Reads LangChain's dict.
+    pub fn from_json(json: &JsonValue) -> Result<InvalidToolCall, CodecError> {
+        const WHAT: &str = "invalid tool call";
+        let obj = json_object(json, WHAT)?;
+        check_type(obj, "invalid_tool_call", WHAT)?;
+        Ok(InvalidToolCall {
+            id: opt_text(obj, "id", WHAT)?,
+            name: opt_text(obj, "name", WHAT)?,
+            args: opt_text(obj, "args", WHAT)?,
+            error: opt_text(obj, "error", WHAT)?,
+        })
+    }
+}
+
+/// A streamed fragment of a tool call (langchain-core's `ToolCallChunk`); Python writes
+/// `name, args, id, index, type`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolCallChunk {
+    /// The tool name fragment.
+    pub name: Option<String>,
+    /// The argument text fragment.
+    pub args: Option<String>,
+    /// The call id.
+    pub id: Option<String>,
+    /// Which tool call of the message the fragment belongs to.
+    pub index: Option<i64>,
+}
+
+impl ToolCallChunk {
+    /// LangChain's dict.
+    pub fn to_json(&self) -> JsonValue {
+        let mut obj = JsonObject::new();
+        obj.insert("name".into(), opt_json(&self.name));
+        obj.insert("args".into(), opt_json(&self.args));
+        obj.insert("id".into(), opt_json(&self.id));
+        obj.insert(
+            "index".into(),
+            self.index.map_or(JsonValue::Null, JsonValue::from),
+        );
+        obj.insert("type".into(), "tool_call_chunk".into());
+        JsonValue::Object(obj)
+    }
+
+    /// Reads LangChain's dict.
+    pub fn from_json(json: &JsonValue) -> Result<ToolCallChunk, CodecError> {
+        const WHAT: &str = "tool call chunk";
+        let obj = json_object(json, WHAT)?;
+        check_type(obj, "tool_call_chunk", WHAT)?;
+        let index = match obj.get("index") {
+            None | Some(JsonValue::Null) => None,
+            Some(v) => Some(
+                v.as_i64()
+                    .ok_or_else(|| CodecError::shape(WHAT, "index must be an integer"))?,
+            ),
+        };
+        Ok(ToolCallChunk {
+            name: opt_text(obj, "name", WHAT)?,
+            args: opt_text(obj, "args", WHAT)?,
+            id: opt_text(obj, "id", WHAT)?,
+            index,
+        })
+    }
+}
+
+/// Keys of `input_token_details` in langchain-core's schema order.
+const INPUT_DETAIL_KEYS: [&str; 3] = ["audio", "cache_creation", "cache_read"];
+/// Keys of `output_token_details` in langchain-core's schema order.
+const OUTPUT_DETAIL_KEYS: [&str; 2] = ["audio", "reasoning"];
+
+/// `obj` with the schema's keys first, in schema order, then the others in their order
+/// (what pydantic's TypedDict validation does to the dict).
+fn schema_order(obj: &JsonObject, keys: &[&str]) -> JsonObject {
+    let mut out = JsonObject::new();
+    for k in keys {
+        if let Some(v) = obj.get(*k) {
+            out.insert((*k).to_owned(), v.clone());
+        }
+    }
+    for (k, v) in obj {
+        if !keys.contains(&k.as_str()) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// Token usage of an AI message (langchain-core's `UsageMetadata`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Usage {
     /// Prompt tokens.
@@ -378,11 +508,11 @@ pub struct Usage {
     pub output_tokens: u64,
     /// Total as the provider reported it.
     pub total_tokens: u64,
-    /// `input_token_details` (cache reads, audio, ...), when present.
+    /// `input_token_details` (`audio`, `cache_creation`, `cache_read`, ...), when present.
     pub input_token_details: Option<JsonObject>,
-    /// `output_token_details` (reasoning, audio, ...), when present.
+    /// `output_token_details` (`audio`, `reasoning`, ...), when present.
     pub output_token_details: Option<JsonObject>,
-    /// Other keys, in order.
+    /// Other keys, in order (pydantic keeps them after the known ones).
     pub extra: JsonObject,
 }
 
@@ -399,17 +529,24 @@ impl Usage {
         }
     }
 
-    /// LangChain's dict, in the order its providers build it.
+    /// LangChain's dict in the order pydantic gives it: the schema's keys (details keys in
+    /// schema order too), then extra keys.
     pub fn to_json(&self) -> JsonValue {
         let mut obj = JsonObject::new();
         obj.insert("input_tokens".into(), self.input_tokens.into());
         obj.insert("output_tokens".into(), self.output_tokens.into());
         obj.insert("total_tokens".into(), self.total_tokens.into());
         if let Some(d) = &self.input_token_details {
-            obj.insert("input_token_details".into(), JsonValue::Object(d.clone()));
+            obj.insert(
+                "input_token_details".into(),
+                JsonValue::Object(schema_order(d, &INPUT_DETAIL_KEYS)),
+            );
         }
         if let Some(d) = &self.output_token_details {
-            obj.insert("output_token_details".into(), JsonValue::Object(d.clone()));
+            obj.insert(
+                "output_token_details".into(),
+                JsonValue::Object(schema_order(d, &OUTPUT_DETAIL_KEYS)),
+            );
         }
         for (k, v) in &self.extra {
             obj.insert(k.clone(), v.clone());
@@ -417,29 +554,27 @@ impl Usage {
         JsonValue::Object(obj)
     }
 
-    /// Reads LangChain's dict.
+    /// Reads LangChain's dict (missing counts are 0).
     pub fn from_json(json: &JsonValue) -> Result<Usage, CodecError> {
         const WHAT: &str = "usage_metadata";
-        let obj = json
-            .as_object()
-            .ok_or_else(|| CodecError::shape(WHAT, "not an object"))?;
+        let obj = json_object(json, WHAT)?;
         let count = |k: &str| match obj.get(k) {
             None => Ok(0),
             Some(v) => v
                 .as_u64()
                 .ok_or_else(|| CodecError::shape(WHAT, format!("{k} is not a count"))),
         };
-        let details = |k: &str| match obj.get(k) {
+        let details = |k: &str, keys: &[&str]| match obj.get(k) {
             None => Ok(None),
-            Some(JsonValue::Object(o)) => Ok(Some(o.clone())),
+            Some(JsonValue::Object(o)) => Ok(Some(schema_order(o, keys))),
             Some(_) => Err(CodecError::shape(WHAT, format!("{k} is not an object"))),
         };
         Ok(Usage {
             input_tokens: count("input_tokens")?,
             output_tokens: count("output_tokens")?,
             total_tokens: count("total_tokens")?,
-            input_token_details: details("input_token_details")?,
-            output_token_details: details("output_token_details")?,
+            input_token_details: details("input_token_details", &INPUT_DETAIL_KEYS)?,
+            output_token_details: details("output_token_details", &OUTPUT_DETAIL_KEYS)?,
             extra: obj
                 .iter()
                 .filter(|(k, _)| {
@@ -476,8 +611,8 @@ pub struct Message {
     pub name: Option<String>,
     /// `tool_calls` (AI messages).
     pub tool_calls: Vec<ToolCall>,
-    /// `invalid_tool_calls` (AI messages), as LangChain's dicts.
-    pub invalid_tool_calls: Vec<JsonValue>,
+    /// `invalid_tool_calls` (AI messages).
+    pub invalid_tool_calls: Vec<InvalidToolCall>,
     /// `tool_call_id` (tool messages; required there).
     pub tool_call_id: Option<String>,
     /// `additional_kwargs`.
@@ -492,8 +627,9 @@ pub struct Message {
     pub artifact: JsonValue,
     /// `status` (tool messages: `success` or `error`; `None` means the default `success`).
     pub status: Option<String>,
-    /// `tool_call_chunks` (AI message chunks), as LangChain's dicts.
-    pub tool_call_chunks: Vec<JsonValue>,
+    /// `tool_call_chunks` (AI message chunks). Python's constructor derives `tool_calls`
+    /// from these; Rust writes `tool_calls` as given, so set both for Python-identical bytes.
+    pub tool_call_chunks: Vec<ToolCallChunk>,
     /// `chunk_position` (AI message chunks).
     pub chunk_position: Option<String>,
     /// Fields this model does not know (newer langchain-core), in order; written after the
@@ -638,13 +774,21 @@ impl Message {
             "name" => opt(&self.name),
             "id" => opt(&self.id),
             "tool_calls" => self.tool_calls.iter().map(ToolCall::to_json).collect(),
-            "invalid_tool_calls" => JsonValue::Array(self.invalid_tool_calls.clone()),
+            "invalid_tool_calls" => self
+                .invalid_tool_calls
+                .iter()
+                .map(InvalidToolCall::to_json)
+                .collect(),
             "usage_metadata" => self.usage.as_ref().map_or(JsonValue::Null, Usage::to_json),
             "tool_call_id" => opt(&self.tool_call_id),
             "artifact" => self.artifact.clone(),
             "status" => self.status.as_deref().unwrap_or("success").into(),
             "role" => opt(&self.role),
-            "tool_call_chunks" => JsonValue::Array(self.tool_call_chunks.clone()),
+            "tool_call_chunks" => self
+                .tool_call_chunks
+                .iter()
+                .map(ToolCallChunk::to_json)
+                .collect(),
             "chunk_position" => opt(&self.chunk_position),
             _ => JsonValue::Null,
         }
@@ -725,7 +869,12 @@ impl Message {
                         .map(ToolCall::from_json)
                         .collect::<Result<_, _>>()?
                 }
-                "invalid_tool_calls" => m.invalid_tool_calls = list(k, v)?,
+                "invalid_tool_calls" => {
+                    m.invalid_tool_calls = list(k, v)?
+                        .iter()
+                        .map(InvalidToolCall::from_json)
+                        .collect::<Result<_, _>>()?
+                }
                 "usage_metadata" => {
                     m.usage = match v {
                         JsonValue::Null => None,
@@ -737,7 +886,12 @@ impl Message {
                 // `success` is the default: `None` and an explicit `success` write the same.
                 "status" => m.status = text(k, v)?.filter(|s| s != "success"),
                 "role" => m.role = text(k, v)?,
-                "tool_call_chunks" => m.tool_call_chunks = list(k, v)?,
+                "tool_call_chunks" => {
+                    m.tool_call_chunks = list(k, v)?
+                        .iter()
+                        .map(ToolCallChunk::from_json)
+                        .collect::<Result<_, _>>()?
+                }
                 "chunk_position" => m.chunk_position = text(k, v)?,
                 _ => {
                     m.extra.insert(k.to_owned(), v);

@@ -33,8 +33,8 @@ pub use json::{
     json_to_value, python_float_repr, python_json_bytes, python_json_string, value_to_json,
 };
 pub use message::{
-    Message, MessageClass, MessageView, ToolCall, Usage, decode_messages, encode_messages,
-    messages_from_value,
+    InvalidToolCall, Message, MessageClass, MessageView, ToolCall, ToolCallChunk, Usage,
+    decode_messages, encode_messages, messages_from_value,
 };
 pub use pytypes::{Command, Interrupt, PyDateTime, Send, uuid_from_value, uuid_to_value};
 pub use read::{MAX_DEPTH, decode_msgpack, validate_msgpack};
