@@ -2181,7 +2181,9 @@ pub async fn put_replaces_existing_key(b: &TestBackend) {
     assert_eq!(all[0].metadata.step(), Some(2));
 }
 
-/// Metadata round-trips as given, nested objects, arrays, unicode and key order included.
+/// Metadata round-trips as given: nested objects, arrays, nulls, unicode, floats and 64-bit
+/// integers. (Key order is not asserted: PostgreSQL's jsonb, which LangGraph's layout uses,
+/// does not keep it.)
 pub async fn metadata_round_trips_verbatim(b: &TestBackend) {
     let thread = thread_id();
     let m = json!({
@@ -2192,9 +2194,6 @@ pub async fn metadata_round_trips_verbatim(b: &TestBackend) {
     let r = put_meta(b, &thread, &root(), None, m.clone()).await;
     let t = get(b, &r).await.unwrap();
     assert_eq!(serde_json::Value::Object(t.metadata.0.clone()), m);
-    let keys: Vec<&String> = t.metadata.0.keys().collect();
-    let want: Vec<&String> = m.as_object().unwrap().keys().collect();
-    assert_eq!(keys, want, "key order kept");
 }
 
 // =============================================================================================

@@ -476,6 +476,37 @@ pub async fn returned_items_are_copies(b: &TestBackend) {
     assert_eq!(b.stores.items.get(&n, &k).await.unwrap(), Some(pristine));
 }
 
+/// Offsets past every row (even `u64::MAX`) give nothing, or are refused as input; they never
+/// fail in storage.
+pub async fn huge_offsets_are_empty(b: &TestBackend) {
+    let r = root_label();
+    b.stores
+        .items
+        .put(&nsp(&[&r, "a"]), &key("k"), obj(json!({})), None)
+        .await
+        .unwrap();
+    for offset in [1_000, i64::MAX as u64, u64::MAX] {
+        match b
+            .stores
+            .items
+            .search(&search(labels(&[&r]), json!({}), 10, offset))
+            .await
+        {
+            Ok(v) => assert!(v.is_empty(), "offset {offset}"),
+            Err(e) => assert!(e.is_invalid_input(), "offset {offset}: {e:?}"),
+        }
+        match b
+            .stores
+            .items
+            .list_namespaces(&listing(labels(&[&r]), vec![], None, 10, offset))
+            .await
+        {
+            Ok(v) => assert!(v.is_empty(), "offset {offset}"),
+            Err(e) => assert!(e.is_invalid_input(), "offset {offset}: {e:?}"),
+        }
+    }
+}
+
 // -- case list (every `pub async fn` above, in order) ----------------------------------------
 
 /// Runs every kv case against `$factory` (an absolute path to an
@@ -501,6 +532,7 @@ macro_rules! kv_contract {
                     sweep_deletes_and_counts_expired_items,
                     bad_input_is_refused,
                     returned_items_are_copies,
+                    huge_offsets_are_empty,
                 ]
             );
         }

@@ -850,6 +850,18 @@ pub async fn last_visible_ai_seq_per_run(b: &TestBackend) {
     );
 }
 
+/// Cursors at the extremes of the seq range select nothing (or everything) without failing.
+pub async fn extreme_cursors_are_harmless(b: &TestBackend) {
+    let (scope, thread) = owned_thread(b).await;
+    put_pattern(b, &scope, &thread, &run_id(), "mmm").await;
+    let p = |page| messages(b, &scope, &thread, page);
+    assert!(p(SeqPage::Before(i64::MIN, limit(5))).await.is_empty());
+    assert!(p(SeqPage::After(i64::MAX, limit(5))).await.is_empty());
+    assert_eq!(p(SeqPage::Before(i64::MAX, limit(5))).await, vec![1, 2, 3]);
+    assert_eq!(p(SeqPage::After(i64::MIN, limit(2))).await, vec![1, 2]);
+    assert_eq!(p(SeqPage::Latest(limit(Limit::MAX))).await, vec![1, 2, 3]);
+}
+
 // -- case list (every `pub async fn` above, in order) ----------------------------------------
 
 /// Runs every run_event case against `$factory` (an absolute path to an
@@ -896,6 +908,7 @@ macro_rules! run_event_contract {
                     returned_records_are_copies,
                     default_page_is_newest_fifty_and_a_forward_scan_reads_all,
                     last_visible_ai_seq_per_run,
+                    extreme_cursors_are_harmless,
                 ]
             );
         }

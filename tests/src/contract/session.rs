@@ -270,6 +270,24 @@ pub async fn returned_sessions_are_copies(b: &TestBackend) {
     assert_eq!(get(b, &scope, &id).await, Some(pristine));
 }
 
+/// An offset past every row (even `u64::MAX`) gives an empty page, or is refused as input;
+/// it never fails in storage.
+pub async fn list_with_a_huge_offset_is_empty(b: &TestBackend) {
+    let scope = user_scope();
+    create_session(b, &scope).await;
+    for offset in [1_000, i64::MAX as u64, u64::MAX] {
+        match b
+            .stores
+            .sessions
+            .list(&scope, &list_query(None, 10, offset))
+            .await
+        {
+            Ok(p) => assert!(p.items.is_empty() && !p.has_more, "offset {offset}"),
+            Err(e) => assert!(e.is_invalid_input(), "offset {offset}: {e:?}"),
+        }
+    }
+}
+
 // -- case list (every `pub async fn` above, in order) ----------------------------------------
 
 /// Runs every session case against `$factory` (an absolute path to an
@@ -291,6 +309,7 @@ macro_rules! session_contract {
                     other_users_sessions_are_invisible,
                     delete_detaches_threads,
                     returned_sessions_are_copies,
+                    list_with_a_huge_offset_is_empty,
                 ]
             );
         }

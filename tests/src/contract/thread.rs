@@ -748,6 +748,49 @@ pub async fn returned_threads_are_copies(b: &TestBackend) {
     assert_eq!(get(b, &scope, &id).await, Some(pristine));
 }
 
+/// 6: a filter holding `i64::MAX` is accepted and matched exactly; `2^64` is refused; a key
+/// like `a.b` is skipped (reported) and the rest still filters.
+pub async fn search_filter_edges(b: &TestBackend) {
+    let scope = user_scope();
+    let big = create_with(b, &scope, json!({"big": i64::MAX})).await;
+    create_with(b, &scope, json!({"big": i64::MAX - 1})).await;
+    let (f, skipped) = ThreadFilter::parse(obj(json!({"a.b": 1, "big": i64::MAX}))).unwrap();
+    assert_eq!(skipped, vec!["a.b".to_owned()]);
+    let q = ThreadQuery {
+        filter: f,
+        ..query(json!({}), 10, 0)
+    };
+    assert_eq!(search_ids(b, &scope, &q).await, vec![big]);
+    assert!(
+        ThreadFilter::parse(obj(json!({"big": u64::MAX})))
+            .unwrap_err()
+            .is_invalid_input()
+    );
+    assert!(
+        ThreadFilter::parse(obj(json!({"a.b": 1, "x y": 2})))
+            .unwrap_err()
+            .is_invalid_input()
+    );
+}
+
+/// An offset past every row (even `u64::MAX`) gives an empty page, or is refused as input;
+/// it never fails in storage.
+pub async fn search_with_a_huge_offset_is_empty(b: &TestBackend) {
+    let scope = user_scope();
+    create_with(b, &scope, json!({})).await;
+    for offset in [1_000, i64::MAX as u64, u64::MAX] {
+        match b
+            .stores
+            .threads
+            .search(&scope, &query(json!({}), 10, offset))
+            .await
+        {
+            Ok(p) => assert!(p.items.is_empty() && !p.has_more, "offset {offset}"),
+            Err(e) => assert!(e.is_invalid_input(), "offset {offset}: {e:?}"),
+        }
+    }
+}
+
 // -- case list (every `pub async fn` above, in order) ----------------------------------------
 
 /// Runs every thread case against `$factory` (an absolute path to an
@@ -778,6 +821,8 @@ macro_rules! thread_contract {
                     delete_cascades_to_everything_owned,
                     other_users_threads_are_out_of_reach,
                     returned_threads_are_copies,
+                    search_filter_edges,
+                    search_with_a_huge_offset_is_empty,
                 ]
             );
         }
