@@ -377,6 +377,35 @@ def dump_pg_tables(conn) -> dict:
     return tables
 
 
+CATALOG_SQL = """
+SELECT c.relname AS table_name, a.attnum AS position, a.attname AS column_name,
+       format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
+       pg_get_expr(d.adbin, d.adrelid) AS default_expr
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+WHERE n.nspname = current_schema() AND c.relkind = 'r'
+ORDER BY c.relname, a.attnum
+"""
+
+INDEX_SQL = """
+SELECT tablename, indexname, replace(indexdef, current_schema() || '.', '') AS indexdef
+FROM pg_indexes WHERE schemaname = current_schema() ORDER BY tablename, indexname
+"""
+
+
+def dump_pg_catalog(conn) -> dict:
+    """What setup() created: every column and index of the schema (compared by the Rust test
+    with what Waymark's setup creates)."""
+    with conn.cursor() as cur:
+        cur.execute(CATALOG_SQL)
+        columns = cur.fetchall()
+        cur.execute(INDEX_SQL)
+        indexes = cur.fetchall()
+    return {"columns": columns, "indexes": indexes}
+
+
 def generate_postgres(out: Path, url: str, schema: str, keep: bool) -> dict:
     from langgraph.checkpoint.postgres import PostgresSaver
 
@@ -389,6 +418,7 @@ def generate_postgres(out: Path, url: str, schema: str, keep: bool) -> dict:
         with pg_connect(url, schema) as conn:
             saver = PostgresSaver(conn)
             saver.setup()
+            write_json(d / "catalog.json", dump_pg_catalog(conn))
             ran = run_graphs(saver)
             expected = dump_saver(saver, build_agent_graph(saver))
             write_json(d / "expected.json", expected)

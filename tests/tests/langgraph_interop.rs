@@ -635,6 +635,61 @@ async fn write_for_langgraph(
     })
 }
 
+/// Every row Waymark wrote for a checkpoint or write that Python also wrote has the same
+/// bytes: checkpoint blob, metadata JSON, parent, task path, values (spec §3.3, §3.4).
+async fn same_sqlite_rows(python: &Path, rust: &Path) -> usize {
+    let py = sqlx::SqlitePool::connect(&format!("sqlite://{}", python.display()))
+        .await
+        .unwrap();
+    let rs = sqlx::SqlitePool::connect(&format!("sqlite://{}", rust.display()))
+        .await
+        .unwrap();
+    let mut same = 0;
+    for (sql, what) in [
+        (
+            "SELECT thread_id || '|' || checkpoint_ns || '|' || checkpoint_id, \
+             coalesce(parent_checkpoint_id, '<null>'), type, checkpoint, metadata, typeof(metadata) \
+             FROM checkpoints ORDER BY 1",
+            "checkpoint",
+        ),
+        (
+            "SELECT thread_id || '|' || checkpoint_ns || '|' || checkpoint_id || '|' || task_id || '|' || idx, \
+             task_path, channel, type, value, typeof(value) FROM writes ORDER BY 1",
+            "write",
+        ),
+    ] {
+        let a = sqlx::query(sql).fetch_all(&py).await.unwrap();
+        let b = sqlx::query(sql).fetch_all(&rs).await.unwrap();
+        let rows = |rows: &[sqlx::sqlite::SqliteRow]| -> BTreeMap<String, Vec<Vec<u8>>> {
+            rows.iter()
+                .map(|r| {
+                    let key: String = r.get(0);
+                    let cols = (1..6)
+                        .map(|i| {
+                            r.try_get::<Vec<u8>, _>(i)
+                                .or_else(|_| r.try_get::<String, _>(i).map(String::into_bytes))
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    (key, cols)
+                })
+                .collect()
+        };
+        let (a, b) = (rows(&a), rows(&b));
+        for (key, cols) in &a {
+            assert_eq!(
+                b.get(key),
+                Some(cols),
+                "{what} {key}: Waymark's row differs from SqliteSaver's"
+            );
+            same += 1;
+        }
+    }
+    py.close().await;
+    rs.close().await;
+    same
+}
+
 #[tokio::test]
 async fn waymark_writes_databases_langgraph_can_read() {
     let out = std::env::var_os("WAYMARK_LANGGRAPH_OUT").map(PathBuf::from);
@@ -653,6 +708,8 @@ async fn waymark_writes_databases_langgraph_can_read() {
         .expect("target");
     let sqlite_expected = write_for_langgraph(&target, &source, "sqlite").await;
     target.pool().close().await;
+    let same = same_sqlite_rows(&fixture_path, &sqlite_path).await;
+    eprintln!("sqlite: {same} Waymark-written rows byte-identical to SqliteSaver's");
     std::fs::write(
         dir.join("rust_expected_sqlite.json"),
         serde_json::to_vec_pretty(&sqlite_expected).unwrap(),
@@ -682,4 +739,118 @@ async fn waymark_writes_databases_langgraph_can_read() {
     } else {
         drop_schema(&schema).await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup parity
+// ---------------------------------------------------------------------------------------------
+
+/// `PRAGMA table_info` of both tables, per column: what setup created.
+async fn sqlite_schema(path: &Path) -> Vec<String> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for table in ["checkpoints", "writes"] {
+        for r in sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA table_info({table})")))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        {
+            out.push(format!(
+                "{table}.{} {} notnull={} default={:?} pk={}",
+                r.get::<String, _>("name"),
+                r.get::<String, _>("type"),
+                r.get::<i64, _>("notnull"),
+                r.get::<Option<String>, _>("dflt_value"),
+                r.get::<i64, _>("pk"),
+            ));
+        }
+    }
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT type || ' ' || name FROM sqlite_master ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    out.extend(tables);
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    out.push(format!("journal_mode={mode}"));
+    pool.close().await;
+    out
+}
+
+#[tokio::test]
+async fn setup_creates_what_langgraph_setup_creates() {
+    // SQLite: a fresh Waymark file against SqliteSaver's.
+    let (_fx, python) = sqlite_fixture_copy();
+    let dir = tempfile::tempdir().unwrap();
+    let rust = dir.path().join("fresh.db");
+    let store = LangGraphSqliteStore::open(&rust).await.expect("open");
+    store.setup().await.expect("setup is idempotent");
+    store.pool().close().await;
+    assert_eq!(sqlite_schema(&rust).await, sqlite_schema(&python).await);
+
+    // PostgreSQL: a fresh Waymark schema against the catalog PostgresSaver.setup() left.
+    let Some((store, schema)) = fresh_postgres_store().await else {
+        eprintln!("SKIPPED the PostgreSQL half: PostgreSQL unavailable");
+        return;
+    };
+    let catalog = load_json(&fixture_dir().join("postgres/catalog.json"));
+    let pool = store.pool();
+    let columns: Vec<Value> = sqlx::query(
+        "SELECT c.relname AS table_name, a.attnum AS position, a.attname AS column_name, \
+         format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null, \
+         pg_get_expr(d.adbin, d.adrelid) AS default_expr FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+         LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum \
+         WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY c.relname, a.attnum",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        json!({
+            "table_name": r.get::<String, _>("table_name"),
+            "position": r.get::<i16, _>("position"),
+            "column_name": r.get::<String, _>("column_name"),
+            "type": r.get::<String, _>("type"),
+            "not_null": r.get::<bool, _>("not_null"),
+            "default_expr": r.get::<Option<String>, _>("default_expr"),
+        })
+    })
+    .collect();
+    let indexes: Vec<Value> = sqlx::query(
+        "SELECT tablename::text AS tablename, indexname::text AS indexname, \
+         replace(indexdef, current_schema() || '.', '') AS indexdef \
+         FROM pg_indexes WHERE schemaname = current_schema() ORDER BY tablename, indexname",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        json!({
+            "tablename": r.get::<String, _>("tablename"),
+            "indexname": r.get::<String, _>("indexname"),
+            "indexdef": r.get::<String, _>("indexdef"),
+        })
+    })
+    .collect();
+    let migrations: Vec<i32> = sqlx::query_scalar("SELECT v FROM checkpoint_migrations ORDER BY v")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    // A second setup (Python's or Waymark's) finds nothing to do.
+    let again = LangGraphPostgresStore::from_pool(pool.clone()).await;
+    pool.close().await;
+    drop_schema(&schema).await;
+    again.expect("setup again");
+    assert_eq!(Value::Array(columns), catalog["columns"], "columns");
+    assert_eq!(Value::Array(indexes), catalog["indexes"], "indexes");
+    assert_eq!(migrations, (0..=9).collect::<Vec<_>>());
 }
