@@ -1,28 +1,152 @@
-//! The application services the HTTP layer calls, built once over the opened stores.
+//! The application services the HTTP layer and the CLI call, built once over the opened
+//! stores, and the bridge from the adapters' LangGraph codec to the application's
+//! [`MessageCodec`] port (the one place that knows both crates).
 //!
-//! Handlers reach storage through these services where the application layer provides one,
-//! and through the domain ports otherwise. Shutdown flushes whatever the services buffer
-//! (run journals, chat-stream buffers) after the last request has drained.
+//! Shutdown flushes what the server buffers: the chat-stream frames recorded through the HTTP
+//! API are persisted (`end_stream`) after the last request has drained. The server holds no
+//! run journals of its own (run events arrive in complete batches over HTTP and are written
+//! before the request answers), so there is no journal to drain.
 
-use waymark_domain::Stores;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use waymark_adapters::codec::{Message, decode_messages, encode_messages};
+use waymark_application::{
+    ChannelMessage, ChatStreamConfig, ChatStreamService, FeedbackService, HistoryManager,
+    MessageCodec, SessionCheckpointManager, SessionManager, ThreadCheckpointManager,
+    ThreadHistoryService, ThreadManager,
+};
+use waymark_domain::checkpoint::TypedValue;
+use waymark_domain::clock::{Clock, SystemClock};
+use waymark_domain::{JsonValue, Stores, ThreadId, UserScope};
 
 use crate::backend::Backend;
+
+/// LangChain messages in a LangGraph channel value, read and written with the adapters codec.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LangGraphMessageCodec;
+
+impl MessageCodec for LangGraphMessageCodec {
+    fn decode_messages(&self, value: &TypedValue) -> Result<Vec<ChannelMessage>, String> {
+        let messages = decode_messages(value).map_err(|e| e.to_string())?;
+        Ok(messages
+            .iter()
+            .map(|m| match m.to_json() {
+                JsonValue::Object(fields) => ChannelMessage::new(fields),
+                _ => ChannelMessage::new(Default::default()),
+            })
+            .collect())
+    }
+
+    fn encode_messages(&self, messages: &[ChannelMessage]) -> Result<TypedValue, String> {
+        let messages = messages
+            .iter()
+            .map(|m| Message::from_json(&JsonValue::Object(m.fields().clone())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        encode_messages(&messages).map_err(|e| e.to_string())
+    }
+}
 
 /// The services of one server.
 #[derive(Clone)]
 pub struct Services {
     /// The ports, for operations no service covers.
     pub stores: Stores,
+    /// Where services read "now".
+    pub clock: Arc<dyn Clock>,
+    /// Thread lifecycle.
+    pub threads: ThreadManager,
+    /// Session lifecycle.
+    pub sessions: SessionManager,
+    /// Checkpoints, branches and snapshots of a thread.
+    pub checkpoints: ThreadCheckpointManager,
+    /// Session policy and statistics.
+    pub session_checkpoints: SessionCheckpointManager,
+    /// Messages and token usage.
+    pub history: HistoryManager,
+    /// Summarization-safe history and the visible feed.
+    pub thread_history: ThreadHistoryService,
+    /// Chat-stream buffers and records.
+    pub chat_streams: Arc<ChatStreamService>,
+    /// Feedback.
+    pub feedback: FeedbackService,
+    /// Threads with frames recorded through this server, flushed on shutdown.
+    streamed: Arc<Mutex<HashMap<ThreadId, UserScope>>>,
 }
 
 impl Services {
     /// Builds every service over the backend's stores.
     pub fn new(backend: &Backend) -> Self {
+        let stores = backend.stores.clone();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let codec: Arc<dyn MessageCodec> = Arc::new(LangGraphMessageCodec);
+        let chat_streams = Arc::new(
+            ChatStreamService::new(
+                stores.chat_streams.clone(),
+                clock.clone(),
+                ChatStreamConfig::default(),
+            )
+            .expect("the default chat-stream configuration is valid"),
+        );
+        let threads = ThreadManager::from_stores(&stores).with_chat_streams(chat_streams.clone());
+        let sessions = SessionManager::from_stores(&stores, threads.clone(), clock.clone());
+        let checkpoints =
+            ThreadCheckpointManager::from_stores(&stores, clock.clone()).with_codec(codec.clone());
+        let session_checkpoints =
+            SessionCheckpointManager::from_stores(&stores, checkpoints.clone());
+        let history = HistoryManager::from_stores(&stores, clock.clone());
+        let thread_history = ThreadHistoryService::from_stores(&stores)
+            .with_feedback(stores.feedback.clone())
+            .with_codec(codec);
+        let feedback =
+            FeedbackService::from_stores(&stores).with_run_check(stores.run_events.clone());
         Self {
-            stores: backend.stores.clone(),
+            stores,
+            clock,
+            threads,
+            sessions,
+            checkpoints,
+            session_checkpoints,
+            history,
+            thread_history,
+            chat_streams,
+            feedback,
+            streamed: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    /// Flushes buffered journals and stream buffers; called once on graceful shutdown.
-    pub async fn shutdown(&self) {}
+    /// Remembers that a thread has frames buffered by this server.
+    pub fn note_streamed(&self, thread_id: &ThreadId, scope: &UserScope) {
+        self.streamed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(thread_id.clone(), scope.clone());
+    }
+
+    /// Starts background housekeeping (idle chat-stream buffers, retention); call inside the
+    /// runtime that serves.
+    pub fn start_housekeeping(&self) -> tokio::task::JoinHandle<()> {
+        self.chat_streams
+            .spawn_housekeeping(Duration::from_secs(60))
+    }
+
+    /// Persists every chat-stream buffer this server filled; called once on graceful shutdown.
+    pub async fn shutdown(&self) {
+        let pending: Vec<(ThreadId, UserScope)> = self
+            .streamed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .collect();
+        for (thread_id, scope) in pending {
+            match self.chat_streams.end_stream(&scope, &thread_id).await {
+                Ok(outcome) => tracing::info!(thread = %thread_id, ?outcome, "chat stream flushed"),
+                Err(e) => {
+                    tracing::error!(thread = %thread_id, error = %e, "chat stream flush failed; frames lost")
+                }
+            }
+        }
+    }
 }

@@ -147,7 +147,13 @@ async fn unknown(req: axum::extract::Request) -> ProtoError {
     )
 }
 
-async fn put(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> ProtoResult {
+/// Store one checkpoint (protocol §4.1). Body: {config, checkpoint, metadata, new_versions}.
+#[utoipa::path(post, path = "/checkpointer/put", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
+pub async fn put(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ProtoResult {
     let obj = read_body(body)?;
     let config = required_config(&obj)?;
     let checkpoint_obj = wire::req_obj(&obj, "checkpoint", "")?;
@@ -184,7 +190,10 @@ async fn put(State(state): State<AppState>, body: Result<Bytes, BytesRejection>)
     })))
 }
 
-async fn put_writes(
+/// Store pending writes of one task (protocol §4.2). Body: {config, writes, task_id, task_path}.
+#[utoipa::path(post, path = "/checkpointer/put_writes", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
+pub async fn put_writes(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
@@ -244,7 +253,10 @@ async fn put_writes(
     Ok(Json(json!({})))
 }
 
-async fn get_tuple(
+/// The requested or latest checkpoint with its pending writes (protocol §4.3).
+#[utoipa::path(post, path = "/checkpointer/get_tuple", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
+pub async fn get_tuple(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
@@ -280,7 +292,13 @@ fn check_sqlite_filter_key(key: &str) -> Result<(), ProtoError> {
     }
 }
 
-async fn list(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> ProtoResult {
+/// Matching checkpoints, newest first (protocol §4.4). Body: {config, filter, before, limit}.
+#[utoipa::path(post, path = "/checkpointer/list", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
+pub async fn list(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ProtoResult {
     let obj = read_body(body)?;
     let mut query = CheckpointQuery::default();
     if let Some(c) = config_member(&obj, "config")? {
@@ -332,7 +350,10 @@ async fn list(State(state): State<AppState>, body: Result<Bytes, BytesRejection>
     })))
 }
 
-async fn delete_thread(
+/// Delete every checkpoint and write of a thread (protocol §4.5).
+#[utoipa::path(post, path = "/checkpointer/delete_thread", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
+pub async fn delete_thread(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
@@ -348,7 +369,10 @@ async fn delete_thread(
     Ok(Json(json!({})))
 }
 
-async fn delete_for_runs(
+/// Delete the checkpoints of the given runs (protocol §4.6).
+#[utoipa::path(post, path = "/checkpointer/delete_for_runs", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
+pub async fn delete_for_runs(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
@@ -370,7 +394,10 @@ async fn delete_for_runs(
     Ok(Json(json!({})))
 }
 
-async fn copy_thread(
+/// Copy a thread's checkpoints and writes to another thread (protocol §4.7).
+#[utoipa::path(post, path = "/checkpointer/copy_thread", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
+pub async fn copy_thread(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
@@ -391,7 +418,13 @@ async fn copy_thread(
     Ok(Json(json!({})))
 }
 
-async fn prune(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> ProtoResult {
+/// Prune threads: keep_latest or delete (protocol §4.8).
+#[utoipa::path(post, path = "/checkpointer/prune", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
+pub async fn prune(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> ProtoResult {
     let obj = read_body(body)?;
     let thread_ids = wire::req_str_array(&obj, "thread_ids")?
         .into_iter()
@@ -419,7 +452,10 @@ async fn prune(State(state): State<AppState>, body: Result<Bytes, BytesRejection
     Ok(Json(json!({})))
 }
 
-async fn capabilities(State(state): State<AppState>) -> Json<Value> {
+/// Protocol version, optional operations, backend and filter semantics (protocol §4.9).
+#[utoipa::path(get, path = "/checkpointer/capabilities", tag = "checkpointer",
+    responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
+pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "protocol_version": PROTOCOL_VERSION,
         "capabilities": CAPABILITIES,
@@ -448,7 +484,10 @@ pub async fn probe_storage(state: &AppState) -> bool {
     result.is_ok()
 }
 
-async fn health(State(state): State<AppState>) -> Response {
+/// 200 {"ok": true} once storage is reachable; 503 otherwise (protocol §4.10).
+#[utoipa::path(get, path = "/checkpointer/health", tag = "checkpointer",
+    responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
+pub async fn health(State(state): State<AppState>) -> Response {
     if probe_storage(&state).await {
         Json(json!({"ok": true})).into_response()
     } else {

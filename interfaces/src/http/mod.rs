@@ -326,12 +326,14 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
+    let housekeeping = state.services.start_housekeeping();
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    housekeeping.abort();
     tracing::info!("requests drained; flushing buffers");
     state.services.shutdown().await;
     tracing::info!("waymark stopped");

@@ -67,6 +67,19 @@ pub async fn spawn_with(backend: Backend, config: ServerConfig) -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the server gracefully and waits until it has flushed and exited.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .expect("graceful shutdown finishes")
+                .expect("server task ends cleanly");
+        }
+    }
+
     /// The full URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
