@@ -11,7 +11,6 @@
 //! operation runs in one transaction; writes take the lock up front (`BEGIN IMMEDIATE`) and
 //! wait up to 30 s for a Python process holding it.
 
-mod blob;
 pub(crate) mod prune_plan;
 pub(crate) mod pyjson;
 
@@ -39,6 +38,7 @@ use waymark_domain::json::JsonValue;
 
 use self::prune_plan::{PruneRow, plan_keep_latest};
 use self::pyjson::{PyJsonStyle, to_python_json};
+use crate::codec::{compose_checkpoint_blob, decompose_checkpoint_blob, python_json_bytes};
 
 /// How long a write waits for a lock held by another process (a Python saver on the same
 /// file) before failing.
@@ -176,11 +176,12 @@ impl LangGraphSqliteStore {
         tx: &mut Transaction<'static, Sqlite>,
         put: &CheckpointPut,
     ) -> DomainResult<CheckpointRef> {
-        let blob = blob::compose(&put.checkpoint)?;
-        let metadata = to_python_json(
-            &JsonValue::Object(put.metadata.0.clone()),
-            PyJsonStyle::Metadata,
-        );
+        // The blob SqliteSaver writes: every value embedded, pregel's key order (spec §3.3).
+        let blob = compose_checkpoint_blob(&put.checkpoint)
+            .map_err(|e| DomainError::invalid("checkpoint", e.to_string()))?;
+        // `json.dumps(metadata, ensure_ascii=False)` bytes, stored as a BLOB (spec §3.4).
+        let metadata = python_json_bytes(&JsonValue::Object(put.metadata.0.clone()))
+            .map_err(|e| DomainError::invalid("metadata", e.to_string()))?;
         sqlx::query(
             "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, \
              parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -249,7 +250,8 @@ impl LangGraphSqliteStore {
                 ),
             ));
         }
-        let checkpoint = blob::decompose(&bytes)?;
+        let checkpoint = decompose_checkpoint_blob(&bytes)
+            .map_err(|e| corrupt("read", format!("checkpoint {checkpoint_id}: {e}")))?;
         let metadata: Option<Vec<u8>> = row.try_get("metadata").map_err(db_err("read"))?;
         let metadata = match metadata {
             None => CheckpointMetadata::default(),
@@ -328,7 +330,9 @@ impl LangGraphSqliteStore {
                     .map_err(db_err("prune"))?
                     .filter(|p| !p.is_empty()),
                 v: match (tag.as_deref(), bytes) {
-                    (Some(TypedValue::MSGPACK), Some(b)) => blob::format_version(&b),
+                    (Some(TypedValue::MSGPACK), Some(b)) => {
+                        decompose_checkpoint_blob(&b).ok().map(|c| c.v)
+                    }
                     _ => None,
                 },
                 root_parent,
