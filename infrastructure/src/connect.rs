@@ -201,7 +201,8 @@ async fn connect_sqlite(
     sql_options: SqlOptions,
 ) -> Result<SqlBackend, SqlError> {
     use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-    let in_memory = url == "sqlite::memory:" || url.contains(":memory:") || url.contains("mode=memory");
+    let in_memory =
+        url == "sqlite::memory:" || url.contains(":memory:") || url.contains("mode=memory");
     let mut opts = sea_orm::ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .max_lifetime(None::<Duration>)
@@ -228,7 +229,12 @@ async fn connect_sqlite(
     let conn = sea_orm::Database::connect(opts)
         .await
         .map_err(|e| SqlError::db("connect", e))?;
-    Ok(SqlBackend::new(conn, Kind::Sqlite, options.clock.clone(), sql_options))
+    Ok(SqlBackend::new(
+        conn,
+        Kind::Sqlite,
+        options.clock.clone(),
+        sql_options,
+    ))
 }
 
 #[cfg(feature = "postgres")]
@@ -237,27 +243,15 @@ async fn connect_postgres(
     options: &ConnectOptions,
     sql_options: SqlOptions,
 ) -> Result<SqlBackend, SqlError> {
-    if let Some(schema) = &options.postgres_schema {
-        if schema.is_empty()
+    if let Some(schema) = &options.postgres_schema
+        && (schema.is_empty()
             || !schema
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(SqlError::Config(format!(
-                "postgres schema {schema:?} must be [A-Za-z0-9_]+"
-            )));
-        }
-        // Create it on a short-lived connection before the pool pins it.
-        let mut admin = sea_orm::ConnectOptions::new(url.to_owned());
-        admin.max_connections(1).sqlx_logging(false);
-        let conn = sea_orm::Database::connect(admin)
-            .await
-            .map_err(|e| SqlError::db("connect", e))?;
-        use sea_orm::ConnectionTrait;
-        conn.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-            .await
-            .map_err(|e| SqlError::db("connect.create_schema", e))?;
-        conn.close().await.map_err(|e| SqlError::db("connect", e))?;
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        return Err(SqlError::Config(format!(
+            "postgres schema {schema:?} must be [A-Za-z0-9_]+"
+        )));
     }
     let mut opts = sea_orm::ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
@@ -277,5 +271,17 @@ async fn connect_postgres(
     let conn = sea_orm::Database::connect(opts)
         .await
         .map_err(|e| SqlError::db("connect", e))?;
-    Ok(SqlBackend::new(conn, Kind::Postgres, options.clock.clone(), sql_options))
+    if let Some(schema) = &options.postgres_schema {
+        // A `search_path` naming a missing schema is accepted; create it now.
+        use sea_orm::ConnectionTrait;
+        conn.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .await
+            .map_err(|e| SqlError::db("connect.create_schema", e))?;
+    }
+    Ok(SqlBackend::new(
+        conn,
+        Kind::Postgres,
+        options.clock.clone(),
+        sql_options,
+    ))
 }

@@ -64,7 +64,9 @@ async fn several_writers_lose_nothing(f: &Fixture) {
         let cps = stores.checkpoints.clone();
         tasks.push(tokio::spawn(async move {
             for step in 0..10 {
-                cps.put(put("cp-shared", w * 10 + step, None)).await.unwrap();
+                cps.put(put("cp-shared", w * 10 + step, None))
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -82,12 +84,19 @@ async fn several_writers_lose_nothing(f: &Fixture) {
         for (i, t) in list.iter().enumerate() {
             let step = 19 - i;
             let v = &t.checkpoint.channel_values[&ChannelName::parse("messages").unwrap()];
-            assert_eq!(v.bytes(), messages(2 * step + 1).as_slice(), "{}: step {step}", f.name);
+            assert_eq!(
+                v.bytes(),
+                messages(2 * step + 1).as_slice(),
+                "{}: step {step}",
+                f.name
+            );
         }
     }
     let shared = stores
         .checkpoints
-        .list(&CheckpointQuery::thread(ThreadId::parse("cp-shared").unwrap()))
+        .list(&CheckpointQuery::thread(
+            ThreadId::parse("cp-shared").unwrap(),
+        ))
         .await
         .unwrap();
     assert_eq!(shared.len(), 40, "{}", f.name);

@@ -59,7 +59,12 @@ async fn writers_get_unique_gap_free_seqs(f: &Fixture) {
     for t in tasks {
         for group in t.await.unwrap() {
             for pair in group.windows(2) {
-                assert_eq!(pair[1], pair[0] + 1, "{}: batch not contiguous: {group:?}", f.name);
+                assert_eq!(
+                    pair[1],
+                    pair[0] + 1,
+                    "{}: batch not contiguous: {group:?}",
+                    f.name
+                );
             }
             total += group.len();
             all.extend(group);
@@ -91,7 +96,10 @@ async fn deletes_share_the_writers_fence(f: &Fixture) {
         tasks.push(tokio::spawn(async move {
             for _ in 0..20 {
                 let e = events
-                    .put(&UserScope::Unscoped, event("t-del", &format!("r{w}"), "message"))
+                    .put(
+                        &UserScope::Unscoped,
+                        event("t-del", &format!("r{w}"), "message"),
+                    )
                     .await
                     .unwrap();
                 seen.lock().unwrap().push(e.seq);
@@ -104,7 +112,10 @@ async fn deletes_share_the_writers_fence(f: &Fixture) {
         tokio::spawn(async move {
             let mut removed = 0;
             for _ in 0..5 {
-                removed += events.delete_by_thread(&UserScope::Unscoped, &thread).await.unwrap();
+                removed += events
+                    .delete_by_thread(&UserScope::Unscoped, &thread)
+                    .await
+                    .unwrap();
                 tokio::task::yield_now().await;
             }
             removed
@@ -159,4 +170,7 @@ macro_rules! on_every_sql_backend {
     };
 }
 
-on_every_sql_backend!(writers_get_unique_gap_free_seqs, deletes_share_the_writers_fence);
+on_every_sql_backend!(
+    writers_get_unique_gap_free_seqs,
+    deletes_share_the_writers_fence
+);

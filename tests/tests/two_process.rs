@@ -42,7 +42,11 @@ async fn child_writer() {
             EventCategory::parse("message").unwrap(),
         )
         .with_content(serde_json::json!({"writer": writer, "i": i}));
-        stores.run_events.put(&UserScope::Unscoped, e).await.unwrap();
+        stores
+            .run_events
+            .put(&UserScope::Unscoped, e)
+            .await
+            .unwrap();
         if i % (EVENTS_PER_CHILD / CHECKPOINTS_PER_CHILD) == 0 {
             stores
                 .checkpoints
@@ -110,7 +114,11 @@ async fn two_writers(f: Fixture) {
         .unwrap();
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
     let expected: Vec<i64> = (1..=(2 * EVENTS_PER_CHILD) as i64).collect();
-    assert_eq!(seqs, expected, "{}: seqs must be unique and gap-free", f.name);
+    assert_eq!(
+        seqs, expected,
+        "{}: seqs must be unique and gap-free",
+        f.name
+    );
     for w in 0..2 {
         let mine: Vec<i64> = events
             .iter()
@@ -118,7 +126,11 @@ async fn two_writers(f: Fixture) {
             .map(|e| e.content["i"].as_i64().unwrap())
             .collect();
         let expected: Vec<i64> = (0..EVENTS_PER_CHILD as i64).collect();
-        assert_eq!(mine, expected, "{}: writer {w} lost or reordered events", f.name);
+        assert_eq!(
+            mine, expected,
+            "{}: writer {w} lost or reordered events",
+            f.name
+        );
     }
     let cps = stores
         .checkpoints

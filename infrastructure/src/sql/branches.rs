@@ -23,7 +23,12 @@ impl SqlBranchRepository {
         Self { shared }
     }
 
-    async fn select(&self, sql_where: &str, param: String, op: &'static str) -> SqlResult<Vec<Branch>> {
+    async fn select(
+        &self,
+        sql_where: &str,
+        param: String,
+        op: &'static str,
+    ) -> SqlResult<Vec<Branch>> {
         let kind = self.shared.kind();
         let rows = db::all(
             &self.shared.db.conn,
@@ -34,7 +39,9 @@ impl SqlBranchRepository {
             op,
         )
         .await?;
-        rows.iter().map(|r| branch(&Row::new(r, kind, op), op)).collect()
+        rows.iter()
+            .map(|r| branch(&Row::new(r, kind, op), op))
+            .collect()
     }
 }
 
@@ -96,7 +103,11 @@ impl BranchRepository for SqlBranchRepository {
 
     async fn find_by_branch_thread(&self, thread_id: &ThreadId) -> DomainResult<Option<Branch>> {
         Ok(self
-            .select("thread_id = $1", thread_id.to_string(), "branches.find_by_branch_thread")
+            .select(
+                "thread_id = $1",
+                thread_id.to_string(),
+                "branches.find_by_branch_thread",
+            )
             .await?
             .pop())
     }
@@ -105,7 +116,10 @@ impl BranchRepository for SqlBranchRepository {
         let kind = self.shared.kind();
         Ok(db::exec(
             &self.shared.db.conn,
-            kind.stmt("DELETE FROM waymark_branches WHERE id = $1", vec![text(id.to_string())]),
+            kind.stmt(
+                "DELETE FROM waymark_branches WHERE id = $1",
+                vec![text(id.to_string())],
+            ),
             "branches.delete",
         )
         .await?
@@ -123,7 +137,12 @@ impl SqlSnapshotRepository {
         Self { shared }
     }
 
-    async fn select(&self, sql_where: &str, param: String, op: &'static str) -> SqlResult<Vec<Snapshot>> {
+    async fn select(
+        &self,
+        sql_where: &str,
+        param: String,
+        op: &'static str,
+    ) -> SqlResult<Vec<Snapshot>> {
         let kind = self.shared.kind();
         let rows = db::all(
             &self.shared.db.conn,
@@ -134,7 +153,9 @@ impl SqlSnapshotRepository {
             op,
         )
         .await?;
-        rows.iter().map(|r| snapshot(&Row::new(r, kind, op), op)).collect()
+        rows.iter()
+            .map(|r| snapshot(&Row::new(r, kind, op), op))
+            .collect()
     }
 }
 
@@ -183,7 +204,11 @@ impl SnapshotRepository for SqlSnapshotRepository {
 
     async fn list_for_thread(&self, thread_id: &ThreadId) -> DomainResult<Vec<Snapshot>> {
         Ok(self
-            .select("thread_id = $1", thread_id.to_string(), "snapshots.list_for_thread")
+            .select(
+                "thread_id = $1",
+                thread_id.to_string(),
+                "snapshots.list_for_thread",
+            )
             .await?)
     }
 
@@ -191,7 +216,10 @@ impl SnapshotRepository for SqlSnapshotRepository {
         let kind = self.shared.kind();
         Ok(db::exec(
             &self.shared.db.conn,
-            kind.stmt("DELETE FROM waymark_snapshots WHERE id = $1", vec![text(id.to_string())]),
+            kind.stmt(
+                "DELETE FROM waymark_snapshots WHERE id = $1",
+                vec![text(id.to_string())],
+            ),
             "snapshots.delete",
         )
         .await?

@@ -95,7 +95,9 @@ impl ChatStreamRepository for SqlChatStreamRepository {
     ) -> DomainResult<Option<ChatStreamRecord>> {
         const OP: &str = "chat_streams.get";
         let kind = self.shared.kind();
-        let mut q = Sql::new(&format!("SELECT {CHAT_COLUMNS} FROM waymark_chat_streams WHERE thread_id = "));
+        let mut q = Sql::new(&format!(
+            "SELECT {CHAT_COLUMNS} FROM waymark_chat_streams WHERE thread_id = "
+        ));
         q.val(text(thread_id.as_str()));
         scope_filter(&mut q, scope, "user_id");
         match db::one(&self.shared.db.conn, q.build(kind), OP).await? {
@@ -111,7 +113,8 @@ impl ChatStreamRepository for SqlChatStreamRepository {
     ) -> DomainResult<Vec<ChatStreamSummary>> {
         const OP: &str = "chat_streams.list_recent";
         let kind = self.shared.kind();
-        let mut q = Sql::new("SELECT thread_id, ts, frame_count FROM waymark_chat_streams WHERE 1 = 1");
+        let mut q =
+            Sql::new("SELECT thread_id, ts, frame_count FROM waymark_chat_streams WHERE 1 = 1");
         scope_filter(&mut q, scope, "user_id");
         q.push(" ORDER BY ts DESC, thread_id ASC LIMIT ")
             .val(int(i64::from(limit.get())));

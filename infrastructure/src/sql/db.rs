@@ -307,7 +307,8 @@ impl<'a> Row<'a> {
             // A `JSON` column reads as its verbatim text.
             Kind::Postgres => self.text(col)?,
         };
-        serde_json::from_str(&s).map_err(|e| SqlError::corrupt(self.op, format!("column {col}: {e}")))
+        serde_json::from_str(&s)
+            .map_err(|e| SqlError::corrupt(self.op, format!("column {col}: {e}")))
     }
 }
 

@@ -22,7 +22,10 @@ pub(crate) struct SqlFeedbackRepository {
 
 /// The stored author of a scope: its user, or `''` (anonymous) when unscoped.
 fn author(scope: &UserScope) -> String {
-    scope.owner().map(|u| u.as_str().to_owned()).unwrap_or_default()
+    scope
+        .owner()
+        .map(|u| u.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 /// The owner predicate: `user_id = $u` for a user (anonymous rows stay hidden from users).
@@ -54,7 +57,9 @@ impl SqlFeedbackRepository {
     async fn rows(&self, q: Sql, op: &'static str) -> SqlResult<Vec<Feedback>> {
         let kind = self.shared.kind();
         let rows = db::all(&self.shared.db.conn, q.build(kind), op).await?;
-        rows.iter().map(|r| feedback(&Row::new(r, kind, op), op)).collect()
+        rows.iter()
+            .map(|r| feedback(&Row::new(r, kind, op), op))
+            .collect()
     }
 
     async fn listed(
@@ -65,7 +70,9 @@ impl SqlFeedbackRepository {
         limit: Option<Limit>,
         op: &'static str,
     ) -> SqlResult<Vec<Feedback>> {
-        let mut q = Sql::new(&format!("SELECT {FEEDBACK_COLUMNS} FROM waymark_feedback WHERE thread_id = "));
+        let mut q = Sql::new(&format!(
+            "SELECT {FEEDBACK_COLUMNS} FROM waymark_feedback WHERE thread_id = "
+        ));
         q.val(text(thread_id.as_str()));
         if let Some(r) = run_id {
             q.push(" AND run_id = ").val(text(r.as_str()));
@@ -78,7 +85,12 @@ impl SqlFeedbackRepository {
         self.rows(q, op).await
     }
 
-    fn insert_stmt(&self, scope: &UserScope, f: &NewFeedback, on_conflict: &str) -> sea_orm::Statement {
+    fn insert_stmt(
+        &self,
+        scope: &UserScope,
+        f: &NewFeedback,
+        on_conflict: &str,
+    ) -> sea_orm::Statement {
         let kind = self.shared.kind();
         let now = self.shared.now();
         kind.stmt(
@@ -137,7 +149,9 @@ impl FeedbackRepository for SqlFeedbackRepository {
     }
 
     async fn get(&self, scope: &UserScope, id: FeedbackId) -> DomainResult<Option<Feedback>> {
-        let mut q = Sql::new(&format!("SELECT {FEEDBACK_COLUMNS} FROM waymark_feedback WHERE id = "));
+        let mut q = Sql::new(&format!(
+            "SELECT {FEEDBACK_COLUMNS} FROM waymark_feedback WHERE id = "
+        ));
         q.val(text(id.to_string()));
         scope_filter(&mut q, scope);
         Ok(self.rows(q, "feedback.get").await?.pop())
@@ -151,7 +165,13 @@ impl FeedbackRepository for SqlFeedbackRepository {
         limit: Limit,
     ) -> DomainResult<Page<Feedback>> {
         let rows = self
-            .listed(scope, thread_id, Some(run_id), Some(limit), "feedback.list_by_run")
+            .listed(
+                scope,
+                thread_id,
+                Some(run_id),
+                Some(limit),
+                "feedback.list_by_run",
+            )
             .await?;
         Ok(Page::from_look_ahead(rows, limit))
     }
@@ -163,7 +183,13 @@ impl FeedbackRepository for SqlFeedbackRepository {
         limit: Limit,
     ) -> DomainResult<Page<Feedback>> {
         let rows = self
-            .listed(scope, thread_id, None, Some(limit), "feedback.list_by_thread")
+            .listed(
+                scope,
+                thread_id,
+                None,
+                Some(limit),
+                "feedback.list_by_thread",
+            )
             .await?;
         Ok(Page::from_look_ahead(rows, limit))
     }
@@ -174,7 +200,13 @@ impl FeedbackRepository for SqlFeedbackRepository {
         thread_id: &ThreadId,
     ) -> DomainResult<HashMap<RunId, Feedback>> {
         let rows = self
-            .listed(scope, thread_id, None, None, "feedback.list_by_thread_grouped")
+            .listed(
+                scope,
+                thread_id,
+                None,
+                None,
+                "feedback.list_by_thread_grouped",
+            )
             .await?;
         Ok(grouped(rows))
     }
@@ -189,7 +221,9 @@ impl FeedbackRepository for SqlFeedbackRepository {
             return Ok(HashMap::new());
         }
         let wanted: HashSet<RunId> = run_ids.into_iter().collect();
-        let mut q = Sql::new(&format!("SELECT {FEEDBACK_COLUMNS} FROM waymark_feedback WHERE thread_id = "));
+        let mut q = Sql::new(&format!(
+            "SELECT {FEEDBACK_COLUMNS} FROM waymark_feedback WHERE thread_id = "
+        ));
         q.val(text(thread_id.as_str()));
         q.push(" AND run_id IN (");
         for (i, r) in wanted.iter().enumerate() {

@@ -82,7 +82,8 @@ fn pushable(kind: Kind, filter: &JsonObject) -> bool {
     filter.iter().all(|(k, v)| {
         !matches!(v, JsonValue::Array(_) | JsonValue::Object(_))
             && (kind == Kind::Postgres
-                || k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+                || k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
     })
 }
 
@@ -140,7 +141,9 @@ impl KeyValueRepository for SqlKeyValueRepository {
     async fn get(&self, namespace: &ItemNamespace, key: &ItemKey) -> DomainResult<Option<Item>> {
         const OP: &str = "items.get";
         let kind = self.shared.kind();
-        let mut q = Sql::new(&format!("SELECT {ITEM_COLUMNS} FROM waymark_items WHERE namespace = "));
+        let mut q = Sql::new(&format!(
+            "SELECT {ITEM_COLUMNS} FROM waymark_items WHERE namespace = "
+        ));
         q.val(text(namespace.joined()))
             .push(" AND item_key = ")
             .val(text(key.as_str()));
@@ -177,7 +180,9 @@ impl KeyValueRepository for SqlKeyValueRepository {
         ItemNamespace::check_labels(&query.prefix)?;
         let kind = self.shared.kind();
         let now = self.shared.now();
-        let mut q = Sql::new(&format!("SELECT {ITEM_COLUMNS} FROM waymark_items WHERE 1 = 1"));
+        let mut q = Sql::new(&format!(
+            "SELECT {ITEM_COLUMNS} FROM waymark_items WHERE 1 = 1"
+        ));
         live(&mut q, kind, now);
         prefix(&mut q, &query.prefix);
         let in_sql = pushable(kind, &query.filter);
@@ -205,7 +210,9 @@ impl KeyValueRepository for SqlKeyValueRepository {
             .into_iter()
             .filter(|i| {
                 query.filter.iter().all(|(k, want)| {
-                    i.value.get(k).is_some_and(|have| json_scalar_eq(have, want))
+                    i.value
+                        .get(k)
+                        .is_some_and(|have| json_scalar_eq(have, want))
                 })
             })
             .skip(skip)

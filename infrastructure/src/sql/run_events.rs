@@ -319,7 +319,13 @@ impl RunEventRepository for SqlRunEventRepository {
         page: SeqPage,
     ) -> DomainResult<Vec<RunEvent>> {
         Ok(self
-            .page(scope, thread_id, Some(run_id), page, "run_events.list_messages_by_run")
+            .page(
+                scope,
+                thread_id,
+                Some(run_id),
+                page,
+                "run_events.list_messages_by_run",
+            )
             .await?)
     }
 
@@ -388,9 +394,8 @@ impl RunEventRepository for SqlRunEventRepository {
         }
         let kind = self.shared.kind();
         let wanted: HashSet<RunId> = run_ids.into_iter().collect();
-        let mut q = Sql::new(
-            "SELECT run_id, MAX(seq) AS seq FROM waymark_run_events WHERE thread_id = ",
-        );
+        let mut q =
+            Sql::new("SELECT run_id, MAX(seq) AS seq FROM waymark_run_events WHERE thread_id = ");
         q.val(text(thread_id.as_str()));
         q.push(&format!(
             " AND category = 'message' AND event_type IN ('{AI_RESPONSE_EVENT}', '{LEGACY_AI_MESSAGE_EVENT}') \

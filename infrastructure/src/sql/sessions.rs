@@ -52,7 +52,9 @@ impl SqlSessionRepository {
         op: &'static str,
     ) -> SqlResult<Option<Session>> {
         let kind = self.shared.kind();
-        let mut q = Sql::new(&format!("SELECT {SESSION_COLUMNS} FROM waymark_sessions WHERE id = "));
+        let mut q = Sql::new(&format!(
+            "SELECT {SESSION_COLUMNS} FROM waymark_sessions WHERE id = "
+        ));
         q.val(text(id.as_str()));
         scope_filter(&mut q, scope, "owner");
         if lock && kind == Kind::Postgres {
@@ -174,7 +176,9 @@ impl SessionRepository for SqlSessionRepository {
     async fn list(&self, scope: &UserScope, query: &SessionQuery) -> DomainResult<Page<Session>> {
         const OP: &str = "sessions.list";
         let kind = self.shared.kind();
-        let mut q = Sql::new(&format!("SELECT {SESSION_COLUMNS} FROM waymark_sessions WHERE 1 = 1"));
+        let mut q = Sql::new(&format!(
+            "SELECT {SESSION_COLUMNS} FROM waymark_sessions WHERE 1 = 1"
+        ));
         scope_filter(&mut q, scope, "owner");
         if let Some(st) = query.status {
             q.push(" AND status = ").val(text(st.as_str()));

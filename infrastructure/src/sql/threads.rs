@@ -247,7 +247,9 @@ impl ThreadRepository for SqlThreadRepository {
     async fn search(&self, scope: &UserScope, query: &ThreadQuery) -> DomainResult<Page<Thread>> {
         const OP: &str = "threads.search";
         let kind = self.shared.kind();
-        let mut q = Sql::new(&format!("SELECT {THREAD_COLUMNS} FROM waymark_threads WHERE 1 = 1"));
+        let mut q = Sql::new(&format!(
+            "SELECT {THREAD_COLUMNS} FROM waymark_threads WHERE 1 = 1"
+        ));
         scope_filter(&mut q, scope, "owner");
         if let Some(st) = query.status {
             q.push(" AND status = ").val(text(st.as_str()));

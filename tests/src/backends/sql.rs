@@ -18,9 +18,21 @@ use crate::harness::{TestBackend, test_clock};
 /// The default test server.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// The PostgreSQL URL tests use.
+/// The PostgreSQL URL tests use. On a loopback host without an explicit `sslmode`,
+/// `sslmode=disable` is added: a TLS handshake per connection would otherwise dominate the
+/// setup of every test (each opens its own pool).
 pub fn postgres_url() -> String {
-    std::env::var("WAYMARK_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+    let url = std::env::var("WAYMARK_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let loopback = ["@127.0.0.1", "@localhost", "@[::1]"]
+        .iter()
+        .any(|h| url.contains(h));
+    if loopback && !url.contains("sslmode=") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}sslmode=disable")
+    } else {
+        url
+    }
 }
 
 /// True when `WAYMARK_REQUIRE_POSTGRES=1`.
@@ -94,25 +106,21 @@ pub async fn sqlite_file() -> Option<TestBackend> {
     )
 }
 
+/// The probe's answer, once per process (each test would otherwise pay a connection).
+static AVAILABLE: std::sync::Mutex<Option<bool>> = std::sync::Mutex::new(None);
+
 /// Whether the PostgreSQL server answers; panics when it does not and it is required.
 pub async fn postgres_available() -> bool {
     let url = postgres_url();
-    let probe = async {
-        let o = ConnectOptions {
-            migrate: false,
-            pool_size: 1,
-            ..ConnectOptions::default()
-        };
-        let b = connect_sql(&url, &o).await.ok()?;
-        let ok = b.execute_unprepared("SELECT 1").await.is_ok();
-        let _ = b.close().await;
-        Some(ok)
+    let cached = *AVAILABLE.lock().unwrap_or_else(|p| p.into_inner());
+    let ok = match cached {
+        Some(ok) => ok,
+        None => {
+            let ok = probe_postgres(&url).await;
+            *AVAILABLE.lock().unwrap_or_else(|p| p.into_inner()) = Some(ok);
+            ok
+        }
     };
-    let ok = tokio::time::timeout(Duration::from_secs(5), probe)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false);
     if !ok && postgres_required() {
         panic!(
             "WAYMARK_REQUIRE_POSTGRES=1 but no PostgreSQL server answers at {url}; \
@@ -120,6 +128,25 @@ pub async fn postgres_available() -> bool {
         );
     }
     ok
+}
+
+async fn probe_postgres(url: &str) -> bool {
+    let probe = async {
+        let o = ConnectOptions {
+            migrate: false,
+            pool_size: 1,
+            ..ConnectOptions::default()
+        };
+        let b = connect_sql(url, &o).await.ok()?;
+        let ok = b.execute_unprepared("SELECT 1").await.is_ok();
+        let _ = b.close().await;
+        Some(ok)
+    };
+    tokio::time::timeout(Duration::from_secs(5), probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// A fresh schema on the test server; `None` when no server answers (and none is required).

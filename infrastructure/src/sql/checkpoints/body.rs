@@ -102,9 +102,7 @@ fn arr(v: Value, what: &str) -> Res<Vec<Value>> {
 
 fn string(v: Value, what: &str) -> Res<String> {
     match v {
-        Value::String(s) => s
-            .into_str()
-            .ok_or_else(|| format!("{what}: not UTF-8")),
+        Value::String(s) => s.into_str().ok_or_else(|| format!("{what}: not UTF-8")),
         other => Err(format!("{what}: expected a string, found {other}")),
     }
 }
@@ -231,16 +229,21 @@ mod tests {
         let ch = |s: &str| ChannelName::parse(s).unwrap();
         let mut cp = Checkpoint::empty(1);
         cp.v = 1;
-        cp.channel_values.insert(ch("messages"), TypedValue::msgpack(vec![0x91, 0x01]));
-        cp.channel_values.insert(ch("branch:to:x"), TypedValue::null());
-        cp.channel_versions.insert(ch("messages"), ChannelVersion::Str("0002.5".into()));
+        cp.channel_values
+            .insert(ch("messages"), TypedValue::msgpack(vec![0x91, 0x01]));
+        cp.channel_values
+            .insert(ch("branch:to:x"), TypedValue::null());
+        cp.channel_versions
+            .insert(ch("messages"), ChannelVersion::Str("0002.5".into()));
         cp.channel_versions.insert(ch("a"), ChannelVersion::Int(3));
-        cp.channel_versions.insert(ch("b"), ChannelVersion::Float(2.5));
+        cp.channel_versions
+            .insert(ch("b"), ChannelVersion::Float(2.5));
         let mut seen = IndexMap::new();
         seen.insert(ch("a"), ChannelVersion::Int(1));
         cp.versions_seen.insert("node".into(), seen);
         cp.updated_channels = Some(vec![ch("a")]);
-        cp.extra.insert("pending_sends".into(), TypedValue::msgpack(vec![0x90]));
+        cp.extra
+            .insert("pending_sends".into(), TypedValue::msgpack(vec![0x90]));
         let bytes = encode(&cp, |c| c.as_str() == "messages");
         let back = decode(&bytes, cp.id.clone()).unwrap();
         assert_eq!(back.value_order, vec![ch("messages"), ch("branch:to:x")]);

@@ -138,9 +138,9 @@ fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
         (JsonValue::Object(h), JsonValue::Object(w)) => w
             .iter()
             .all(|(k, wv)| h.get(k).is_some_and(|hv| json_contains(hv, wv))),
-        (JsonValue::Array(h), JsonValue::Array(w)) => w
-            .iter()
-            .all(|wv| h.iter().any(|hv| json_contains(hv, wv))),
+        (JsonValue::Array(h), JsonValue::Array(w)) => {
+            w.iter().all(|wv| h.iter().any(|hv| json_contains(hv, wv)))
+        }
         (JsonValue::Number(_), JsonValue::Number(_)) => {
             waymark_domain::thread::json_scalar_eq(have, want)
         }
@@ -149,10 +149,15 @@ fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
 }
 
 fn metadata_matches(metadata: &JsonObject, filter: &JsonObject) -> bool {
-    filter
-        .iter()
-        .all(|(k, want)| metadata.get(k).is_some_and(|have| json_contains(have, want)))
+    filter.iter().all(|(k, want)| {
+        metadata
+            .get(k)
+            .is_some_and(|have| json_contains(have, want))
+    })
 }
+
+/// Rows of one namespace being assembled: their positions and the payload keys they need.
+type NsGroup = (Vec<usize>, BTreeSet<(String, String)>);
 
 /// A pending-write row key within a checkpoint.
 type WriteKey = (String, i64);
@@ -202,7 +207,12 @@ struct PayloadSet {
 
 impl PayloadSet {
     /// The whole value of a payload, rebuilding delta chains (iteratively) and memoizing.
-    fn value(&mut self, channel: &str, version: &str, op: &'static str) -> SqlResult<Option<TypedValue>> {
+    fn value(
+        &mut self,
+        channel: &str,
+        version: &str,
+        op: &'static str,
+    ) -> SqlResult<Option<TypedValue>> {
         let key = (channel.to_owned(), version.to_owned());
         if let Some(v) = self.built.get(&key) {
             return Ok(Some(v.clone()));
@@ -218,7 +228,10 @@ impl PayloadSet {
                 if chain.is_empty() {
                     return Ok(None);
                 }
-                return Err(SqlError::corrupt(op, format!("payload {cur:?} is missing its base")));
+                return Err(SqlError::corrupt(
+                    op,
+                    format!("payload {cur:?} is missing its base"),
+                ));
             };
             chain.push(cur.clone());
             match &row.base_version {
@@ -359,8 +372,7 @@ impl SqlCheckpointRepository {
     ) -> SqlResult<Vec<CheckpointTuple>> {
         // Decode bodies and group by namespace.
         let mut decoded = Vec::with_capacity(rows.len());
-        let mut groups: BTreeMap<(ThreadId, CheckpointNamespace), (Vec<usize>, BTreeSet<(String, String)>)> =
-            BTreeMap::new();
+        let mut groups: BTreeMap<(ThreadId, CheckpointNamespace), NsGroup> = BTreeMap::new();
         for (i, row) in rows.iter().enumerate() {
             let body = body::decode(&row.body, row.id.clone())
                 .map_err(|e| SqlError::corrupt(op, format!("checkpoint body: {e}")))?;
@@ -395,7 +407,9 @@ impl SqlCheckpointRepository {
                     let value = match cp.channel_values.get(channel) {
                         Some(v) => Some(v.clone()),
                         None => match cp.channel_versions.get(channel) {
-                            Some(ver) => payloads.value(channel.as_str(), &ver.as_key_text(), op)?,
+                            Some(ver) => {
+                                payloads.value(channel.as_str(), &ver.as_key_text(), op)?
+                            }
                             None => None,
                         },
                     };
@@ -435,7 +449,10 @@ impl SqlCheckpointRepository {
         &self,
         c: &C,
         put: &CheckpointPut,
-        cache_updates: &mut Vec<((ThreadId, CheckpointNamespace, ChannelName), payload::CachedPayload)>,
+        cache_updates: &mut Vec<(
+            (ThreadId, CheckpointNamespace, ChannelName),
+            payload::CachedPayload,
+        )>,
         op: &'static str,
     ) -> SqlResult<()> {
         let kind = self.kind();
@@ -475,7 +492,11 @@ impl SqlCheckpointRepository {
                     .store_payload(c, put, channel, &version, value, op)
                     .await?;
                 cache_updates.push((
-                    (put.thread_id.clone(), put.namespace.clone(), channel.clone()),
+                    (
+                        put.thread_id.clone(),
+                        put.namespace.clone(),
+                        channel.clone(),
+                    ),
                     entry,
                 ));
             }
@@ -526,10 +547,10 @@ impl SqlCheckpointRepository {
         let kind = self.kind();
         let whole = Arc::new(value.bytes().to_vec());
         if value.type_tag() == TypedValue::MSGPACK
-            && let Some(base) = self
-                .shared
-                .payload_cache
-                .get(&put.thread_id, &put.namespace, channel)
+            && let Some(base) =
+                self.shared
+                    .payload_cache
+                    .get(&put.thread_id, &put.namespace, channel)
             && base.depth < payload::MAX_DEPTH
             && base.version != version
             && let Some(d) = payload::delta(&base.bytes, value.bytes())
@@ -658,7 +679,7 @@ impl SqlCheckpointRepository {
             .map(|(k, (_, depth))| (k, *depth))
             .collect();
         // Dependents before their bases, so the foreign key holds after every statement.
-        doomed.sort_by(|a, b| b.1.cmp(&a.1));
+        doomed.sort_by_key(|d| std::cmp::Reverse(d.1));
         for chunk in doomed.chunks(KEY_CHUNK) {
             let mut q = Sql::new("DELETE FROM waymark_checkpoint_payloads WHERE thread_id = ");
             q.val(text(thread_id.as_str()))
@@ -757,7 +778,11 @@ impl SqlCheckpointRepository {
             let meta = CheckpointMetadata(r.json_text_object("metadata")?);
             cps.entry(r.id("ns")?).or_default().insert(
                 r.id("checkpoint_id")?,
-                (r.opt_id("parent_id")?, r.i64("v")?, meta.parent_in("").map(str::to_owned)),
+                (
+                    r.opt_id("parent_id")?,
+                    r.i64("v")?,
+                    meta.parent_in("").map(str::to_owned),
+                ),
             );
         }
         // Checkpoints holding `__pregel_tasks` writes.
@@ -845,7 +870,8 @@ impl SqlCheckpointRepository {
                 .filter(|id| !kept.contains(*id))
                 .map(CheckpointId::as_str)
                 .collect();
-            self.remove_checkpoints(c, thread_id, name, &gone, op).await?;
+            self.remove_checkpoints(c, thread_id, name, &gone, op)
+                .await?;
             // Writes of anything not kept (orphan writes included).
             let mut q = Sql::new("DELETE FROM waymark_checkpoint_writes WHERE thread_id = ");
             q.val(t.clone()).push(" AND ns = ").val(text(name.as_str()));
@@ -855,7 +881,8 @@ impl SqlCheckpointRepository {
             }
             db::exec(c, q.build(kind), op).await?;
             for chunk in gone.chunks(KEY_CHUNK) {
-                let mut q = Sql::new("UPDATE waymark_checkpoints SET parent_id = NULL WHERE thread_id = ");
+                let mut q =
+                    Sql::new("UPDATE waymark_checkpoints SET parent_id = NULL WHERE thread_id = ");
                 q.val(t.clone())
                     .push(" AND ns = ")
                     .val(text(name.as_str()))
@@ -1007,14 +1034,16 @@ impl CheckpointRepository for SqlCheckpointRepository {
         // Which filter conditions SQL can decide exactly.
         let (pushed, rest): (JsonObject, JsonObject) = match kind {
             Kind::Postgres => (query.filter.clone(), JsonObject::new()),
-            Kind::Sqlite => query.filter.iter().map(|(k, v)| (k.clone(), v.clone())).partition(
-                |(k, v)| {
+            Kind::Sqlite => query
+                .filter
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .partition(|(k, v)| {
                     !matches!(v, JsonValue::Array(_) | JsonValue::Object(_))
                         && !k.is_empty()
                         && k.bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-                },
-            ),
+                }),
         };
         let mut q = Sql::new(if rest.is_empty() {
             "SELECT thread_id, ns, checkpoint_id FROM waymark_checkpoints WHERE 1 = 1"
@@ -1064,11 +1093,13 @@ impl CheckpointRepository for SqlCheckpointRepository {
             }
         }
         // Fetch the rows, grouped by namespace, then restore the order.
-        let mut by_ns: BTreeMap<(&ThreadId, &CheckpointNamespace), Vec<&CheckpointId>> = BTreeMap::new();
+        let mut by_ns: BTreeMap<(&ThreadId, &CheckpointNamespace), Vec<&CheckpointId>> =
+            BTreeMap::new();
         for (t, n, id) in &keys {
             by_ns.entry((t, n)).or_default().push(id);
         }
-        let mut found: HashMap<(ThreadId, CheckpointNamespace, CheckpointId), CpRow> = HashMap::new();
+        let mut found: HashMap<(ThreadId, CheckpointNamespace, CheckpointId), CpRow> =
+            HashMap::new();
         for ((t, n), ids) in by_ns {
             for chunk in ids.chunks(KEY_CHUNK) {
                 let mut q = Sql::new(&format!(
@@ -1215,7 +1246,8 @@ impl CheckpointRepository for SqlCheckpointRepository {
         let removed = self
             .remove_checkpoints(&txn, thread_id, namespace, &ids, OP)
             .await?;
-        self.collect_payloads(&txn, thread_id, namespace, OP).await?;
+        self.collect_payloads(&txn, thread_id, namespace, OP)
+            .await?;
         txn.commit().await.op(OP)?;
         self.shared.payload_cache.forget_thread(thread_id);
         Ok(removed)

@@ -183,7 +183,8 @@ mod tests {
         assert_eq!(apply(&base, &d).unwrap(), new);
         assert!(delta(&new, &base).is_none());
         assert!(delta(&base, &base).is_none());
-        let other = array(&[&[0x01]; 16]);
+        let one: &[u8] = &[0x01];
+        let other = array(&[one; 16]);
         assert!(delta(&base, &other).is_none());
         assert!(delta(&[0xc0], &new).is_none());
     }

@@ -5,8 +5,7 @@ use waymark_domain::chat_stream::ChatStreamRecord;
 use waymark_domain::feedback::{Feedback, Rating};
 use waymark_domain::kv::{Item, ItemNamespace};
 use waymark_domain::{
-    BranchId, CheckpointId, CheckpointNamespace, FeedbackId, Name, SnapshotId,
-    UserId,
+    BranchId, CheckpointId, CheckpointNamespace, FeedbackId, Name, SnapshotId, UserId,
 };
 
 use crate::sql::db::Row;

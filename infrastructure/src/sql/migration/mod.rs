@@ -62,8 +62,7 @@ pub(crate) fn render(backend: DbBackend, ddl: &str) -> String {
         .replace("{bool}", if pg { "BOOLEAN" } else { "INTEGER" })
 }
 
-/// Runs `;`-separated neutral DDL (no `;` inside a statement), then the statements only this
-/// database needs.
+/// Runs neutral DDL (`;`-separated statements), then the statements only this database needs.
 pub(crate) async fn run(
     manager: &SchemaManager<'_>,
     ddl: &str,
@@ -71,14 +70,15 @@ pub(crate) async fn run(
 ) -> Result<(), DbErr> {
     let db = manager.get_connection();
     let backend = manager.get_database_backend();
-    for stmt in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-        db.execute_unprepared(&render(backend, stmt)).await?;
-    }
+    // One round trip: both drivers run a parameterless multi-statement string as a script.
+    let mut script = render(backend, ddl);
     if backend == DbBackend::Postgres {
         for stmt in postgres_only {
-            db.execute_unprepared(stmt).await?;
+            script.push_str(";\n");
+            script.push_str(stmt);
         }
     }
+    db.execute_unprepared(&script).await?;
     Ok(())
 }
 
