@@ -854,3 +854,95 @@ async fn setup_creates_what_langgraph_setup_creates() {
     assert_eq!(Value::Array(indexes), catalog["indexes"], "indexes");
     assert_eq!(migrations, (0..=9).collect::<Vec<_>>());
 }
+
+/// Refuses a ShallowPostgresSaver schema and a schema from a newer LangGraph; completes a
+/// partly migrated schema the way Python's setup does.
+#[tokio::test]
+async fn postgres_setup_refuses_foreign_schemas_and_completes_partial_ones() {
+    let schema = format!("lg_setup_{}", uuid::Uuid::new_v4().simple());
+    if create_schema(&schema).await.is_none() {
+        eprintln!("SKIPPED postgres setup checks: PostgreSQL unavailable");
+        return;
+    }
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(schema_options(&schema))
+        .await
+        .expect("connect");
+    let open = || async {
+        LangGraphPostgresStore::connect_with(
+            schema_options(&schema),
+            PostgresLayoutOptions::default(),
+        )
+        .await
+    };
+    // ShallowPostgresSaver's checkpoints table: keyed by thread and namespace, no checkpoint_id.
+    sqlx::raw_sql(
+        "CREATE TABLE checkpoints (thread_id TEXT NOT NULL, checkpoint_ns TEXT NOT NULL DEFAULT '', \
+         type TEXT, checkpoint JSONB NOT NULL, metadata JSONB NOT NULL DEFAULT '{}', \
+         PRIMARY KEY (thread_id, checkpoint_ns))",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    let err = open().await.expect_err("a shallow schema is refused");
+    assert!(err.is_conflict(), "{err}");
+    let created: bool =
+        sqlx::query_scalar("SELECT to_regclass('checkpoint_migrations') IS NOT NULL")
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    assert!(!created, "nothing was created next to the shallow schema");
+    sqlx::raw_sql("DROP TABLE checkpoints")
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    // A partly migrated schema (versions 0-3, as an old LangGraph left it) is completed.
+    for sql in &waymark_adapters::postgres_layout::setup::MIGRATIONS[..4] {
+        sqlx::raw_sql(*sql).execute(&admin).await.unwrap();
+    }
+    sqlx::raw_sql("INSERT INTO checkpoint_migrations (v) VALUES (0), (1), (2), (3)")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let store = open().await.expect("a partial schema is completed");
+    store.pool().close().await;
+    let versions: Vec<i32> = sqlx::query_scalar("SELECT v FROM checkpoint_migrations ORDER BY v")
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+    assert_eq!(versions, (0..=9).collect::<Vec<_>>());
+    let has_task_path: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
+         AND table_name = 'checkpoint_writes' AND column_name = 'task_path')",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(has_task_path);
+
+    // A version above 9 means a newer LangGraph changed the schema.
+    sqlx::raw_sql("INSERT INTO checkpoint_migrations (v) VALUES (10)")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let err = open().await.expect_err("a newer schema is refused");
+    assert!(err.is_conflict(), "{err}");
+    let forced = LangGraphPostgresStore::connect_with(
+        schema_options(&schema),
+        PostgresLayoutOptions {
+            allow_newer_schema: true,
+        },
+    )
+    .await
+    .expect("opened when explicitly allowed");
+    forced.pool().close().await;
+    let max: i32 = sqlx::query_scalar("SELECT max(v) FROM checkpoint_migrations")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(max, 10, "Waymark never records versions of its own");
+    admin.close().await;
+    drop_schema(&schema).await;
+}
