@@ -843,3 +843,56 @@ async fn bearer_token_and_required_user() {
     let (s, _) = app.get("/health").await;
     assert_eq!(s, StatusCode::OK, "probes stay public");
 }
+
+#[tokio::test]
+async fn the_api_runs_on_sqlite_files_in_both_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    for scheme in ["sqlite", "langgraph+sqlite"] {
+        let url = format!(
+            "{scheme}://{}",
+            dir.path()
+                .join(format!("{}.db", scheme.replace('+', "-")))
+                .display()
+        );
+        let backend = waymark_interfaces::backend::open(&url).await.expect("open");
+        let app = spawn_with(backend, ServerConfig::default()).await;
+        let (s, _) = app
+            .post("/api/v1/threads", &json!({"thread_id": "t"}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{scheme}");
+        put_checkpoint(
+            &app,
+            "t",
+            None,
+            "c1",
+            0,
+            json!({"messages": messages_value()}),
+        )
+        .await;
+        let (s, st) = app.get("/api/v1/threads/t/state").await;
+        assert_eq!(s, StatusCode::OK, "{scheme}: {st}");
+        assert_eq!(st["messages"].as_array().unwrap().len(), 4, "{scheme}");
+        let (_, caps) = app.get("/checkpointer/capabilities").await;
+        let want = if scheme == "sqlite" {
+            "containment"
+        } else {
+            "sqlite"
+        };
+        assert_eq!(caps["filter_semantics"], want, "{scheme}");
+        let (s, _) = app
+            .send(app.client.delete(app.url("/api/v1/threads/t")))
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (_, gone) = app
+            .post(
+                "/checkpointer/get_tuple",
+                &json!({"config": {"thread_id": "t"}}),
+            )
+            .await;
+        assert_eq!(
+            gone["tuple"],
+            Value::Null,
+            "{scheme}: the thread delete reaches the checkpoint layout"
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! The `waymark` binary run as a process against SQLite files (native and LangGraph layout).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+use waymark_adapters::codec::{Message, MessageClass, ToolCall, encode_messages};
+use waymark_domain::checkpoint::{
+    ChannelVersion, Checkpoint, CheckpointMetadata, CheckpointPut, CheckpointRef, TypedValue,
+    WriteBatch,
+};
+use waymark_domain::thread::NewThread;
+use waymark_domain::{ChannelName, CheckpointId, CheckpointNamespace, TaskId, ThreadId, UserScope};
+use waymark_interfaces::backend;
+
+fn waymark(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_waymark"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run waymark")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = waymark(args);
+    assert!(
+        out.status.success(),
+        "waymark {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn url(scheme: &str, dir: &Path, name: &str) -> String {
+    format!("{scheme}://{}", dir.join(name).display())
+}
+
+fn messages(n: usize) -> TypedValue {
+    let all = [
+        Message::new(MessageClass::Human, "What is 6 x 7?"),
+        {
+            let mut ai = Message::new(MessageClass::Ai, "");
+            ai.tool_calls = vec![ToolCall::new(
+                "calc",
+                json!({"expr": "6*7"}),
+                Some("call-1".into()),
+            )];
+            ai
+        },
+        {
+            let mut tool = Message::new(MessageClass::Tool, "42");
+            tool.tool_call_id = Some("call-1".into());
+            tool
+        },
+        Message::new(MessageClass::Ai, "It is 42."),
+    ];
+    encode_messages(&all[..n]).unwrap()
+}
+
+/// Writes a thread with two checkpoints (the second adds messages and has a pending write).
+async fn seed(db: &str, with_record: bool) {
+    let b = backend::open(db).await.expect("open the seed database");
+    let thread = ThreadId::parse("t-cli").unwrap();
+    if with_record {
+        b.stores
+            .threads
+            .create(&UserScope::Unscoped, NewThread::with_id(thread.clone()))
+            .await
+            .unwrap();
+    }
+    let ch = |s: &str| ChannelName::parse(s).unwrap();
+    let mut parent = None;
+    for (i, id) in [
+        "1f000000-0000-6000-8000-000000000001",
+        "1f000000-0000-6000-8001-000000000002",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut values = IndexMap::new();
+        values.insert(ch("counter"), TypedValue::msgpack(vec![i as u8 + 1]));
+        if i == 1 {
+            values.insert(ch("messages"), messages(4));
+        }
+        let versions: IndexMap<ChannelName, ChannelVersion> = values
+            .keys()
+            .map(|k| (k.clone(), ChannelVersion::Int(i as i64 + 1)))
+            .collect();
+        let metadata: CheckpointMetadata =
+            serde_json::from_value(json!({"source": "loop", "step": i, "parents": {}})).unwrap();
+        let checkpoint = Checkpoint {
+            v: 4,
+            id: CheckpointId::parse(*id).unwrap(),
+            ts: format!("2026-01-01T00:00:0{i}+00:00"),
+            channel_values: values,
+            channel_versions: versions.clone(),
+            versions_seen: IndexMap::new(),
+            updated_channels: None,
+            extra: IndexMap::new(),
+        };
+        b.stores
+            .checkpoints
+            .put(CheckpointPut {
+                thread_id: thread.clone(),
+                namespace: CheckpointNamespace::root(),
+                parent_id: parent.clone(),
+                checkpoint,
+                metadata,
+                new_versions: versions,
+            })
+            .await
+            .unwrap();
+        parent = Some(CheckpointId::parse(*id).unwrap());
+    }
+    b.stores
+        .checkpoints
+        .put_writes(WriteBatch {
+            target: CheckpointRef {
+                thread_id: thread.clone(),
+                namespace: CheckpointNamespace::root(),
+                checkpoint_id: parent.clone().unwrap(),
+            },
+            task_id: TaskId::parse("task-1").unwrap(),
+            task_path: "~__pregel_pull, agent".into(),
+            writes: vec![
+                (ch("answer"), TypedValue::msgpack(vec![42])),
+                (
+                    ch("__interrupt__"),
+                    TypedValue::msgpack(vec![0xa2, b'o', b'k']),
+                ),
+                (ch("other"), TypedValue::null()),
+            ],
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn inspection_commands_read_a_sqlite_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = url("sqlite", dir.path(), "w.db");
+    assert!(ok(&["migrate", "--database-url", &db]).contains("migrated"));
+    seed(&db, true).await;
+
+    let listed: Value =
+        serde_json::from_str(&ok(&["threads", "--database-url", &db, "--json"])).unwrap();
+    assert_eq!(listed["threads"][0]["thread_id"], "t-cli");
+    assert_eq!(listed["threads"][0]["checkpoints"], 2);
+    let table = ok(&["threads", "--database-url", &db]);
+    assert!(
+        table.starts_with("THREAD") && table.contains("t-cli") && table.contains("idle"),
+        "{table}"
+    );
+
+    let history = ok(&["history", "t-cli", "--database-url", &db]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert!(lines[0].contains("CHECKPOINT") && lines[0].contains("WRITES"));
+    assert!(
+        lines[1].contains("8001-000000000002") && lines[1].contains("loop"),
+        "newest first: {history}"
+    );
+    assert!(
+        lines[1].contains("__interrupt__") && lines[1].contains("answer"),
+        "{history}"
+    );
+    let as_json: Value =
+        serde_json::from_str(&ok(&["history", "t-cli", "--database-url", &db, "--json"])).unwrap();
+    assert_eq!(as_json.as_array().unwrap().len(), 2);
+    assert_eq!(as_json[0]["step"], 1);
+
+    let shown = ok(&["show", "t-cli", "--database-url", &db]);
+    assert!(shown.contains("human: What is 6 x 7?"), "{shown}");
+    assert!(
+        shown.contains("[tool calls: calc({\"expr\":\"6*7\"})]"),
+        "{shown}"
+    );
+    assert!(shown.contains("tool: 42 [answers call-1]"), "{shown}");
+    assert!(
+        shown.contains("interrupts:") && shown.contains("\"ok\""),
+        "{shown}"
+    );
+    assert!(shown.contains("counter  (v 2) = 2"), "{shown}");
+    let older: Value = serde_json::from_str(&ok(&[
+        "show",
+        "t-cli",
+        "1f000000-0000-6000-8000-000000000001",
+        "--database-url",
+        &db,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(older["channels"]["counter"]["value"], 1);
+
+    let diff = ok(&[
+        "diff",
+        "t-cli@1f000000-0000-6000-8000-000000000001",
+        "t-cli",
+        "--database-url",
+        &db,
+    ]);
+    assert!(diff.contains("+ messages"), "{diff}");
+    assert!(diff.contains("~ counter (version 1 -> 2"), "{diff}");
+
+    let msgs = ok(&["messages", "t-cli", "--database-url", &db]);
+    assert!(
+        msgs.starts_with("4 messages of thread t-cli (from checkpoint)"),
+        "{msgs}"
+    );
+
+    let missing = waymark(&["show", "nope", "--database-url", &db]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("has no checkpoint"));
+    let bad_url = waymark(&["threads", "--database-url", "mysql://x"]);
+    assert_eq!(bad_url.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_url.stderr).contains("unknown database URL"));
+    let bad_id = waymark(&["history", "bad\nid", "--database-url", &db]);
+    assert_eq!(bad_id.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn export_import_and_copy_are_lossless_across_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let langgraph = url("langgraph+sqlite", dir.path(), "lg.db");
+    seed(&langgraph, false).await;
+
+    // LangGraph file -> JSON lines -> native SQLite.
+    let file = dir.path().join("export.jsonl");
+    ok(&[
+        "export",
+        "--database-url",
+        &langgraph,
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.lines().next().unwrap().contains("\"kind\":\"header\""));
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("\"kind\":\"checkpoint\""))
+            .count(),
+        2
+    );
+    let native = url("sqlite", dir.path(), "native.db");
+    ok(&[
+        "import",
+        "--database-url",
+        &native,
+        "--input",
+        file.to_str().unwrap(),
+    ]);
+    let a: Value = serde_json::from_str(&ok(&[
+        "show",
+        "t-cli",
+        "--database-url",
+        &langgraph,
+        "--json",
+        "--raw",
+    ]))
+    .unwrap();
+    let b: Value = serde_json::from_str(&ok(&[
+        "show",
+        "t-cli",
+        "--database-url",
+        &native,
+        "--json",
+        "--raw",
+    ]))
+    .unwrap();
+    assert_eq!(a["channels"], b["channels"], "payload bytes survive");
+    assert_eq!(
+        a["pending_writes"], b["pending_writes"],
+        "writes keep task path and indices"
+    );
+    assert_eq!(
+        b["pending_writes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["idx"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [-3, 0, 2]
+    );
+
+    // Copy LangGraph -> a fresh native file, verified; a second run resumes (nothing to do).
+    let copied = url("sqlite", dir.path(), "copy.db");
+    let state = dir.path().join("copy.state");
+    let out = waymark(&[
+        "copy",
+        "--from",
+        &langgraph,
+        "--to",
+        &copied,
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        said.contains("copied 1 threads (2 checkpoints, verified)"),
+        "{said}"
+    );
+    let again = waymark(&[
+        "copy",
+        "--from",
+        &langgraph,
+        "--to",
+        &copied,
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&again.stderr).to_string();
+    assert!(
+        said.contains("copied 0 threads") && said.contains("1 already copied"),
+        "{said}"
+    );
+    let c: Value = serde_json::from_str(&ok(&[
+        "show",
+        "t-cli",
+        "--database-url",
+        &copied,
+        "--json",
+        "--raw",
+    ]))
+    .unwrap();
+    assert_eq!(a["channels"], c["channels"]);
+
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(&broken, "{\"kind\":\"thread\"}\n").unwrap();
+    let r = waymark(&[
+        "import",
+        "--database-url",
+        &native,
+        "--input",
+        broken.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        r.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
+#[test]
+fn serve_starts_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = url("sqlite", dir.path(), "serve.db");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
+        .args(["serve", "--database-url", &db, "--bind", &bind])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let mut healthy = false;
+    for _ in 0..200 {
+        if let Ok(mut s) = std::net::TcpStream::connect(&bind) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(
+                format!(
+                    "GET /checkpointer/health HTTP/1.1\r\nhost: {bind}\r\nconnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if buf.starts_with("HTTP/1.1 200") && buf.contains("{\"ok\":true}") {
+                healthy = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(healthy, "the server never became healthy");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
