@@ -542,3 +542,29 @@ async fn malformed_requests_get_the_protocol_envelope_and_write_nothing() {
         (StatusCode::NOT_FOUND, Some("LookupError"))
     );
 }
+
+#[tokio::test]
+async fn an_unknown_protocol_version_is_refused() {
+    let app = spawn_app().await;
+    let (s, _) = app
+        .send(
+            app.client
+                .get(app.url("/checkpointer/capabilities"))
+                .header("waymark-protocol", "1"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, e) = app
+        .send(
+            app.client
+                .post(app.url("/checkpointer/delete_thread"))
+                .header("waymark-protocol", "2")
+                .json(&json!({"thread_id": "t"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["kind"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("ValueError"))
+    );
+    assert!(e["error"].as_str().unwrap().contains("version 1"));
+}

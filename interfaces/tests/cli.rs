@@ -347,24 +347,18 @@ async fn export_import_and_copy_are_lossless_across_layouts() {
     );
 }
 
-#[test]
-fn serve_starts_answers_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = url("sqlite", dir.path(), "serve.db");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let bind = format!("127.0.0.1:{port}");
+/// Starts `waymark serve` with `args`, waits for the checkpointer's health, stops it with
+/// SIGTERM and checks the exit status.
+fn serve_until_healthy_then_terminate(args: &[&str], bind: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
-        .args(["serve", "--database-url", &db, "--bind", &bind])
+        .arg("serve")
+        .args(args)
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
     let mut healthy = false;
     for _ in 0..200 {
-        if let Ok(mut s) = std::net::TcpStream::connect(&bind) {
+        if let Ok(mut s) = std::net::TcpStream::connect(bind) {
             use std::io::{Read, Write};
             let _ = s.write_all(
                 format!(
@@ -381,12 +375,63 @@ fn serve_starts_answers_and_stops_on_sigterm() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(healthy, "the server never became healthy");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
+    assert!(healthy, "the server never became healthy ({args:?})");
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn serve_starts_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = url("sqlite", dir.path(), "serve.db");
+    let bind = format!("127.0.0.1:{}", free_port());
+    serve_until_healthy_then_terminate(&["--database-url", &db, "--bind", &bind], &bind);
+
+    // The protocol harness's form (spec §9.2) stores in LangGraph's SQLite layout.
+    let port = free_port();
+    let file = dir.path().join("harness.db");
+    serve_until_healthy_then_terminate(
+        &[
+            "--backend",
+            "sqlite",
+            "--port",
+            &port.to_string(),
+            "--sqlite-path",
+            file.to_str().unwrap(),
+        ],
+        &format!("127.0.0.1:{port}"),
+    );
+    let conn = std::process::Command::new(env!("CARGO_BIN_EXE_waymark"))
+        .args([
+            "history",
+            "x",
+            "--database-url",
+            &format!("langgraph+sqlite://{}", file.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        conn.status.success(),
+        "LangGraph tables exist: {}",
+        String::from_utf8_lossy(&conn.stderr)
+    );
+    let usage = waymark(&["serve", "--backend", "sqlite", "--port", "1"]);
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "--backend sqlite needs --sqlite-path"
+    );
 }

@@ -133,6 +133,28 @@ pub fn router() -> Router<AppState> {
         .route("/health", get(health))
         .fallback(unknown)
         .method_not_allowed_fallback(unknown)
+        .layer(axum::middleware::from_fn(check_protocol_version))
+}
+
+/// The header a client may send to choose a protocol version (spec §2).
+pub const VERSION_HEADER: &str = "waymark-protocol";
+
+/// Refuses a request for a protocol version this server does not speak, instead of
+/// answering it in a shape the client would misread.
+async fn check_protocol_version(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(v) = req.headers().get(VERSION_HEADER) {
+        let asked = v.to_str().unwrap_or("").trim();
+        if asked != PROTOCOL_VERSION.to_string() {
+            return value_error(format!(
+                "unsupported protocol version {asked:?}; this server speaks version {PROTOCOL_VERSION}"
+            ))
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 async fn unknown(req: axum::extract::Request) -> ProtoError {

@@ -165,6 +165,19 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, env = "WAYMARK_BIND", default_value = "127.0.0.1:8787")]
     bind: SocketAddr,
+    /// Protocol-harness form (remote checkpointer spec §9.2): `sqlite` or `pg`, storing
+    /// checkpoints in LangGraph's own layout; replaces --database-url.
+    #[arg(long, value_parser = ["sqlite", "pg"], requires_ifs = [("sqlite", "sqlite_path"), ("pg", "pg_dsn")])]
+    backend: Option<String>,
+    /// Protocol-harness form: listen on 127.0.0.1:PORT; replaces --bind.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Protocol-harness form: the SQLite file (with --backend sqlite).
+    #[arg(long)]
+    sqlite_path: Option<PathBuf>,
+    /// Protocol-harness form: the PostgreSQL DSN (with --backend pg).
+    #[arg(long)]
+    pg_dsn: Option<String>,
     /// Require `Authorization: Bearer <token>` on every request except probes and docs.
     #[arg(long, env = "WAYMARK_AUTH_TOKEN", hide_env_values = true)]
     auth_token: Option<String>,
@@ -214,7 +227,22 @@ pub async fn run(cli: Cli) -> CliResult {
 }
 
 async fn serve(args: ServeArgs) -> CliResult {
-    let backend = args.db.open().await?;
+    let url = match args.backend.as_deref() {
+        Some("sqlite") => format!(
+            "langgraph+sqlite://{}",
+            args.sqlite_path
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        ),
+        Some(_) => format!("langgraph+{}", args.pg_dsn.clone().unwrap_or_default()),
+        None => args.db.database_url.clone(),
+    };
+    let bind = match args.port {
+        Some(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+        None => args.bind,
+    };
+    let backend = backend::open(&url).await?;
     let config = ServerConfig {
         auth_token: args.auth_token.filter(|t| !t.is_empty()),
         require_user: args.require_user,
@@ -222,9 +250,9 @@ async fn serve(args: ServeArgs) -> CliResult {
         max_checkpoint_body_bytes: args.max_checkpoint_body_bytes,
     };
     let state = AppState::new(backend, config);
-    http::serve(state, args.bind)
+    http::serve(state, bind)
         .await
-        .map_err(|e| CliError::new(format!("cannot serve on {}: {e}", args.bind)))
+        .map_err(|e| CliError::new(format!("cannot serve on {bind}: {e}")))
 }
 
 /// Where a file argument points: a path, or `-` for stdin/stdout.
