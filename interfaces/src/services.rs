@@ -79,7 +79,11 @@ pub struct Services {
 impl Services {
     /// Builds every service over the backend's stores.
     pub fn new(backend: &Backend) -> Self {
-        let stores = backend.stores.clone();
+        Self::over(backend.stores.clone())
+    }
+
+    /// Builds every service over `stores` (the server passes timed ones).
+    pub fn over(stores: Stores) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let codec: Arc<dyn MessageCodec> = Arc::new(LangGraphMessageCodec);
         let chat_streams = Arc::new(

@@ -117,6 +117,12 @@ async fn service_endpoints_answer() {
         ),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(
+            "waymark_store_operation_duration_seconds_count{operation=\"threads.search\",outcome=\"ok\"} 1"
+        ),
+        "service calls are timed too: {metrics}"
+    );
 }
 
 #[tokio::test]

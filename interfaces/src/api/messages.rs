@@ -112,16 +112,10 @@ pub async fn run_messages(
         .ensure_access(&caller.scope, &thread, Access::Read)
         .await?;
     let rows = state
-        .metrics
-        .time(
-            "run_events.list_messages_by_run",
-            state.services.stores.run_events.list_messages_by_run(
-                &caller.scope,
-                &thread,
-                &run,
-                page,
-            ),
-        )
+        .services
+        .stores
+        .run_events
+        .list_messages_by_run(&caller.scope, &thread, &run, page)
         .await?;
     Ok(Json(message_page(rows, page, limit)))
 }
@@ -273,15 +267,10 @@ pub async fn append_events(
         .ensure_access(&caller.scope, &thread, Access::Write)
         .await?;
     let stored = state
-        .metrics
-        .time(
-            "run_events.put_batch",
-            state
-                .services
-                .stores
-                .run_events
-                .put_batch(&caller.scope, events),
-        )
+        .services
+        .stores
+        .run_events
+        .put_batch(&caller.scope, events)
         .await?;
     let last = stored.last().map(|e| e.seq);
     let body = EventList {
@@ -348,15 +337,10 @@ pub async fn run_events(
         .ensure_access(&caller.scope, &thread, Access::Read)
         .await?;
     let mut rows = state
-        .metrics
-        .time(
-            "run_events.list_events",
-            state
-                .services
-                .stores
-                .run_events
-                .list_events(&caller.scope, &query),
-        )
+        .services
+        .stores
+        .run_events
+        .list_events(&caller.scope, &query)
         .await?;
     let has_more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
@@ -385,15 +369,10 @@ pub async fn delete_run_events(
         .ensure_access(&caller.scope, &thread, Access::Write)
         .await?;
     let n = state
-        .metrics
-        .time(
-            "run_events.delete_by_run",
-            state
-                .services
-                .stores
-                .run_events
-                .delete_by_run(&caller.scope, &thread, &run),
-        )
+        .services
+        .stores
+        .run_events
+        .delete_by_run(&caller.scope, &thread, &run)
         .await?;
     Ok(Json(json!({"deleted": n})))
 }

@@ -140,15 +140,10 @@ pub async fn put(
     let ns = namespace(&caller, body.namespace)?;
     let key = ItemKey::parse(body.key)?;
     let item = state
-        .metrics
-        .time(
-            "items.put",
-            state
-                .services
-                .stores
-                .items
-                .put(&ns, &key, body.value, body.ttl_seconds),
-        )
+        .services
+        .stores
+        .items
+        .put(&ns, &key, body.value, body.ttl_seconds)
         .await?;
     Ok(Json(ItemDto::of(item, user_prefix(&caller).len())))
 }
@@ -167,11 +162,7 @@ pub async fn get(
     ApiQuery(q): ApiQuery<ItemQuery>,
 ) -> ApiResult<Json<ItemDto>> {
     let (ns, key) = address(&caller, q)?;
-    match state
-        .metrics
-        .time("items.get", state.services.stores.items.get(&ns, &key))
-        .await?
-    {
+    match state.services.stores.items.get(&ns, &key).await? {
         Some(item) => Ok(Json(ItemDto::of(item, user_prefix(&caller).len()))),
         None => Err(ApiError::not_found(format!("item not found: {key}"))),
     }
@@ -186,14 +177,7 @@ pub async fn delete(
     ApiQuery(q): ApiQuery<ItemQuery>,
 ) -> ApiResult<StatusCode> {
     let (ns, key) = address(&caller, q)?;
-    if state
-        .metrics
-        .time(
-            "items.delete",
-            state.services.stores.items.delete(&ns, &key),
-        )
-        .await?
-    {
+    if state.services.stores.items.delete(&ns, &key).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("item not found: {key}")))
@@ -217,10 +201,7 @@ pub async fn search(
         limit: Limit::new(limit + 1)?,
         offset: body.offset.unwrap_or(0),
     };
-    let mut items = state
-        .metrics
-        .time("items.search", state.services.stores.items.search(&query))
-        .await?;
+    let mut items = state.services.stores.items.search(&query).await?;
     let has_more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let strip = user_prefix(&caller).len();
@@ -250,13 +231,7 @@ pub async fn namespaces(
         limit: Limit::new(limit + 1)?,
         offset: body.offset.unwrap_or(0),
     };
-    let mut list = state
-        .metrics
-        .time(
-            "items.list_namespaces",
-            state.services.stores.items.list_namespaces(&query),
-        )
-        .await?;
+    let mut list = state.services.stores.items.list_namespaces(&query).await?;
     let has_more = list.len() > limit as usize;
     list.truncate(limit as usize);
     Ok(Json(NamespaceList {

@@ -200,13 +200,7 @@ pub async fn put(
         metadata: CheckpointMetadata(metadata),
         new_versions,
     };
-    let stored = state
-        .metrics
-        .time(
-            "checkpoints.put",
-            state.backend.stores.checkpoints.put(request),
-        )
-        .await?;
+    let stored = state.services.stores.checkpoints.put(request).await?;
     Ok(Json(json!({
         "config": wire::config_json(&stored.thread_id, &stored.namespace, &stored.checkpoint_id)
     })))
@@ -265,13 +259,7 @@ pub async fn put_writes(
         task_path,
         writes: parsed,
     };
-    state
-        .metrics
-        .time(
-            "checkpoints.put_writes",
-            state.backend.stores.checkpoints.put_writes(batch),
-        )
-        .await?;
+    state.services.stores.checkpoints.put_writes(batch).await?;
     Ok(Json(json!({})))
 }
 
@@ -286,15 +274,10 @@ pub async fn get_tuple(
     let config = required_config(&obj)?;
     let ns = config.namespace_or_root();
     let tuple = state
-        .metrics
-        .time(
-            "checkpoints.get_tuple",
-            state.backend.stores.checkpoints.get_tuple(
-                &config.thread_id,
-                &ns,
-                config.checkpoint_id.clone(),
-            ),
-        )
+        .services
+        .stores
+        .checkpoints
+        .get_tuple(&config.thread_id, &ns, config.checkpoint_id.clone())
         .await?;
     Ok(Json(json!({"tuple": tuple.as_ref().map(wire::tuple_json)})))
 }
@@ -360,13 +343,7 @@ pub async fn list(
             )));
         }
     };
-    let tuples = state
-        .metrics
-        .time(
-            "checkpoints.list",
-            state.backend.stores.checkpoints.list(&query),
-        )
-        .await?;
+    let tuples = state.services.stores.checkpoints.list(&query).await?;
     Ok(Json(json!({
         "tuples": tuples.iter().map(wire::tuple_json).collect::<Vec<_>>()
     })))
@@ -382,11 +359,10 @@ pub async fn delete_thread(
     let obj = read_body(body)?;
     let thread = ThreadId::parse(wire::req_str(&obj, "thread_id", "")?).map_err(invalid)?;
     state
-        .metrics
-        .time(
-            "checkpoints.delete_thread",
-            state.backend.stores.checkpoints.delete_thread(&thread),
-        )
+        .services
+        .stores
+        .checkpoints
+        .delete_thread(&thread)
         .await?;
     Ok(Json(json!({})))
 }
@@ -406,11 +382,10 @@ pub async fn delete_for_runs(
         .map_err(invalid)?;
     if !run_ids.is_empty() {
         state
-            .metrics
-            .time(
-                "checkpoints.delete_for_runs",
-                state.backend.stores.checkpoints.delete_for_runs(run_ids),
-            )
+            .services
+            .stores
+            .checkpoints
+            .delete_for_runs(run_ids)
             .await?;
     }
     Ok(Json(json!({})))
@@ -427,15 +402,10 @@ pub async fn copy_thread(
     let source = ThreadId::parse(wire::req_str(&obj, "source_thread_id", "")?).map_err(invalid)?;
     let target = ThreadId::parse(wire::req_str(&obj, "target_thread_id", "")?).map_err(invalid)?;
     state
-        .metrics
-        .time(
-            "checkpoints.copy_thread",
-            state
-                .backend
-                .stores
-                .checkpoints
-                .copy_thread(&source, &target),
-        )
+        .services
+        .stores
+        .checkpoints
+        .copy_thread(&source, &target)
         .await?;
     Ok(Json(json!({})))
 }
@@ -464,11 +434,10 @@ pub async fn prune(
     };
     if !thread_ids.is_empty() {
         state
-            .metrics
-            .time(
-                "checkpoints.prune",
-                state.backend.stores.checkpoints.prune(thread_ids, strategy),
-            )
+            .services
+            .stores
+            .checkpoints
+            .prune(thread_ids, strategy)
             .await?;
     }
     Ok(Json(json!({})))
@@ -490,15 +459,10 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
 pub async fn probe_storage(state: &AppState) -> bool {
     let probe = ThreadId::parse("__waymark_health_probe__").expect("a valid thread id");
     let result = state
-        .metrics
-        .time(
-            "checkpoints.get_tuple",
-            state
-                .backend
-                .stores
-                .checkpoints
-                .get_tuple(&probe, &CheckpointNamespace::root(), None),
-        )
+        .services
+        .stores
+        .checkpoints
+        .get_tuple(&probe, &CheckpointNamespace::root(), None)
         .await;
     if let Err(e) = &result {
         tracing::warn!(error = %e, "storage probe failed");

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod timed;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,8 +72,8 @@ pub struct AppInner {
     pub services: Services,
     /// Settings.
     pub config: ServerConfig,
-    /// The metrics registry.
-    pub metrics: Metrics,
+    /// The metrics registry (shared with the timed stores).
+    pub metrics: Arc<Metrics>,
     /// When the server started.
     pub started: Instant,
 }
@@ -87,12 +88,13 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// State over an opened backend.
     pub fn new(backend: Backend, config: ServerConfig) -> Self {
-        let services = Services::new(&backend);
+        let metrics = Arc::new(Metrics::default());
+        let services = Services::over(timed::timed(&backend.stores, &metrics));
         Self(Arc::new(AppInner {
             backend,
             services,
             config,
-            metrics: Metrics::default(),
+            metrics,
             started: Instant::now(),
         }))
     }
