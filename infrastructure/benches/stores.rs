@@ -5,7 +5,8 @@
 //! cargo bench -p waymark-infrastructure --bench stores -- --quick # scaled down
 //! ```
 //!
-//! (`WAYMARK_BENCH_QUICK=1` also scales down.) PostgreSQL is taken from
+//! (`WAYMARK_BENCH_QUICK=1` also scales down; `WAYMARK_BENCH_BACKENDS=sqlite-file,postgres`
+//! picks backends.) PostgreSQL is taken from
 //! `WAYMARK_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and runs in
 //! a throwaway schema; it is skipped when no server answers.
 //!
@@ -615,7 +616,11 @@ async fn main() {
         "cpus".into(),
         json!(std::thread::available_parallelism().map_or(0, |n| n.get())),
     );
+    let only = std::env::var("WAYMARK_BENCH_BACKENDS").ok();
     for name in SUBJECTS {
+        if only.as_ref().is_some_and(|o| !o.split(',').any(|b| b == name)) {
+            continue;
+        }
         let Some(subject) = open(name).await else {
             continue;
         };

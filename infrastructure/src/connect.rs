@@ -14,6 +14,7 @@
 //! transaction mode) and pin a `search_path` (tests give each case its own schema).
 
 use std::sync::Arc;
+#[cfg(feature = "sql")]
 use std::time::Duration;
 
 use waymark_domain::clock::{Clock, SystemClock};

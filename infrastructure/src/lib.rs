@@ -6,6 +6,7 @@
 #[cfg(feature = "memory")]
 pub mod memory;
 
+#[cfg(any(feature = "memory", feature = "sql"))]
 pub mod connect;
 #[cfg(feature = "sql")]
 pub mod sql;

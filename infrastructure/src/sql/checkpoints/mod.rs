@@ -206,7 +206,11 @@ struct PayloadSet {
 }
 
 impl PayloadSet {
-    /// The whole value of a payload, rebuilding delta chains (iteratively) and memoizing.
+    /// The whole value of a payload. A delta chain is rebuilt in one pass: the target's
+    /// header, the body of the nearest snapshot (or already rebuilt value) below it, then the
+    /// appended elements of every delta on the way back up, so the cost is the size of the
+    /// result whatever the chain's length. Results are memoized for the other checkpoints of
+    /// the same read.
     fn value(
         &mut self,
         channel: &str,
@@ -217,47 +221,44 @@ impl PayloadSet {
         if let Some(v) = self.built.get(&key) {
             return Ok(Some(v.clone()));
         }
-        // Walk down to a built value or a snapshot.
-        let mut chain: Vec<(String, String)> = Vec::new();
-        let mut cur = key.clone();
-        loop {
-            if self.built.contains_key(&cur) {
-                break;
+        let Some(target) = self.rows.get(&key) else {
+            return Ok(None);
+        };
+        if target.base_version.is_none() {
+            let v = TypedValue::new(target.type_tag.clone(), target.data.clone())
+                .map_err(|e| SqlError::corrupt(op, e))?;
+            self.built.insert(key, v.clone());
+            return Ok(Some(v));
+        }
+        // Walk down: the deltas from the target to (excluding) the base.
+        let mut deltas: Vec<&[u8]> = Vec::new();
+        let mut cur = &key;
+        let mut owned;
+        let base: &[u8] = loop {
+            if let Some(v) = self.built.get(cur) {
+                break v.bytes();
             }
-            let Some(row) = self.rows.get(&cur) else {
-                if chain.is_empty() {
-                    return Ok(None);
-                }
-                return Err(SqlError::corrupt(
-                    op,
-                    format!("payload {cur:?} is missing its base"),
-                ));
-            };
-            chain.push(cur.clone());
+            let row = self.rows.get(cur).ok_or_else(|| {
+                SqlError::corrupt(op, format!("payload {cur:?} is missing its base"))
+            })?;
             match &row.base_version {
-                None => break,
-                Some(b) => cur = (channel.to_owned(), b.clone()),
+                None => break &row.data,
+                Some(b) => {
+                    deltas.push(&row.data);
+                    owned = (channel.to_owned(), b.clone());
+                    cur = &owned;
+                }
             }
-            if chain.len() as i64 > payload::MAX_DEPTH * 4 + 8 {
+            if deltas.len() as i64 > payload::MAX_DEPTH * 4 + 8 {
                 return Err(SqlError::corrupt(op, "payload delta chain too long"));
             }
-        }
-        // Build back up.
-        for k in chain.into_iter().rev() {
-            let row = &self.rows[&k];
-            let value = match &row.base_version {
-                None => TypedValue::new(row.type_tag.clone(), row.data.clone()),
-                Some(b) => {
-                    let base = &self.built[&(channel.to_owned(), b.clone())];
-                    let whole = payload::apply(base.bytes(), &row.data)
-                        .ok_or_else(|| SqlError::corrupt(op, "bad payload delta"))?;
-                    TypedValue::new(row.type_tag.clone(), whole)
-                }
-            }
+        };
+        let whole = payload::apply_chain(base, &deltas)
+            .ok_or_else(|| SqlError::corrupt(op, "bad payload delta"))?;
+        let v = TypedValue::new(target.type_tag.clone(), whole)
             .map_err(|e| SqlError::corrupt(op, e))?;
-            self.built.insert(k, value);
-        }
-        Ok(self.built.get(&key).cloned())
+        self.built.insert(key, v.clone());
+        Ok(Some(v))
     }
 }
 
@@ -283,14 +284,9 @@ impl SqlCheckpointRepository {
         let mut set = PayloadSet::default();
         let keys: Vec<&(String, String)> = keys.iter().collect();
         for chunk in keys.chunks(KEY_CHUNK) {
-            let mut q = Sql::new("");
-            let t = q.bind(text(thread_id.as_str()));
-            let n = q.bind(text(ns.as_str()));
-            q.push(&format!(
-                "WITH RECURSIVE chain (channel, version, type_tag, data, base_version) AS (\
-                 SELECT channel, version, type_tag, data, base_version FROM waymark_checkpoint_payloads \
-                 WHERE thread_id = {t} AND ns = {n} AND (channel, version) IN (VALUES "
-            ));
+            // The recursion walks keys only (small rows, cheap `UNION` de-duplication); the
+            // payload bytes are joined once at the end.
+            let mut q = Sql::new("WITH RECURSIVE want (channel, version) AS (VALUES ");
             for (i, (ch, ver)) in chunk.iter().enumerate() {
                 if i > 0 {
                     q.push(", ");
@@ -301,12 +297,21 @@ impl SqlCheckpointRepository {
                     .val(text(ver.clone()))
                     .push(")");
             }
+            let t = q.bind(text(thread_id.as_str()));
+            let n = q.bind(text(ns.as_str()));
+            // PostgreSQL wants both terms of the recursion in the columns' collation.
+            let coll = match kind {
+                Kind::Postgres => " COLLATE \"C\"",
+                Kind::Sqlite => "",
+            };
             q.push(&format!(
-                ") UNION SELECT p.channel, p.version, p.type_tag, p.data, p.base_version \
-                 FROM waymark_checkpoint_payloads p JOIN chain c \
-                 ON p.channel = c.channel AND p.version = c.base_version \
-                 WHERE p.thread_id = {t} AND p.ns = {n}) \
-                 SELECT channel, version, type_tag, data, base_version FROM chain"
+                "), keys (channel, version) AS (SELECT channel{coll}, version{coll} FROM want UNION \
+                 SELECT p.channel, p.base_version FROM keys k JOIN waymark_checkpoint_payloads p \
+                 ON p.thread_id = {t} AND p.ns = {n} AND p.channel = k.channel AND p.version = k.version \
+                 WHERE p.base_version IS NOT NULL) \
+                 SELECT p.channel, p.version, p.type_tag, p.base_version, p.data FROM keys k \
+                 JOIN waymark_checkpoint_payloads p ON p.thread_id = {t} AND p.ns = {n} \
+                 AND p.channel = k.channel AND p.version = k.version"
             ));
             for row in db::all(c, q.build(kind), op).await? {
                 let r = Row::new(&row, kind, op);

@@ -63,14 +63,24 @@ pub(crate) fn delta(base: &[u8], new: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Rebuilds a payload from its base (whole) and its delta bytes.
-pub(crate) fn apply(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
+/// Rebuilds a payload from its base (whole) and the deltas above it, `deltas[0]` being the
+/// target's own delta and the last one the delta directly on `base`.
+pub(crate) fn apply_chain(base: &[u8], deltas: &[&[u8]]) -> Option<Vec<u8>> {
     let (bh, _) = array_header(base)?;
-    let (dh, _) = array_header(delta)?;
-    let mut out = Vec::with_capacity(dh + base.len() - bh + delta.len() - dh);
-    out.extend_from_slice(&delta[..dh]);
+    let (th, _) = array_header(deltas.first()?)?;
+    let mut heads = Vec::with_capacity(deltas.len());
+    let mut len = th + base.len() - bh;
+    for d in deltas {
+        let (h, _) = array_header(d)?;
+        heads.push(h);
+        len += d.len() - h;
+    }
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&deltas[0][..th]);
     out.extend_from_slice(&base[bh..]);
-    out.extend_from_slice(&delta[dh..]);
+    for (d, h) in deltas.iter().zip(heads).rev() {
+        out.extend_from_slice(&d[h..]);
+    }
     Some(out)
 }
 
@@ -180,7 +190,10 @@ mod tests {
         let new = array(&vec![e; 17]); // fixarray -> array16
         let d = delta(&base, &new).unwrap();
         assert_eq!(d.len(), 3 + 2 * e.len());
-        assert_eq!(apply(&base, &d).unwrap(), new);
+        assert_eq!(apply_chain(&base, &[&d]).unwrap(), new);
+        let newer = array(&vec![e; 20]);
+        let d2 = delta(&new, &newer).unwrap();
+        assert_eq!(apply_chain(&base, &[&d2, &d]).unwrap(), newer);
         assert!(delta(&new, &base).is_none());
         assert!(delta(&base, &base).is_none());
         let one: &[u8] = &[0x01];
@@ -194,6 +207,6 @@ mod tests {
         let base = vec![0xdc, 0x00, 0x01, 0x05];
         let new = vec![0xdd, 0x00, 0x00, 0x00, 0x02, 0x05, 0x06];
         let d = delta(&base, &new).unwrap();
-        assert_eq!(apply(&base, &d).unwrap(), new);
+        assert_eq!(apply_chain(&base, &[&d]).unwrap(), new);
     }
 }

@@ -9,6 +9,9 @@
 //!   the same channel (a `messages` list growing by appends) is stored as the appended elements
 //!   plus `base_version` (see `checkpoints::payload`); the foreign key keeps a base alive while a delta needs it.
 //! * `waymark_checkpoint_writes`: pending writes keyed like LangGraph's.
+//!
+//! Large columns come last in each table: SQLite then reads the small ones (a payload's
+//! `base_version`) from the record header without walking a big value's overflow pages.
 
 super::migration!(
     "m0002_checkpoints",
@@ -32,9 +35,9 @@ CREATE TABLE IF NOT EXISTS waymark_checkpoint_payloads (
     channel {key} NOT NULL,
     version {key} NOT NULL,
     type_tag TEXT NOT NULL,
-    data {bytes} NOT NULL,
     base_version {key} NULL,
     depth BIGINT NOT NULL DEFAULT 0,
+    data {bytes} NOT NULL,
     PRIMARY KEY (thread_id, ns, channel, version),
     FOREIGN KEY (thread_id, ns, channel, base_version)
         REFERENCES waymark_checkpoint_payloads (thread_id, ns, channel, version)
