@@ -16,6 +16,8 @@
 
 mod body;
 pub(crate) mod payload;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
