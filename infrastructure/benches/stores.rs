@@ -6,7 +6,7 @@
 //! ```
 //!
 //! (`WAYMARK_BENCH_QUICK=1` also scales down; `WAYMARK_BENCH_BACKENDS=sqlite-file,postgres`
-//! picks backends.) PostgreSQL is taken from
+//! picks backends; `WAYMARK_BENCH_KEEP=1` keeps the databases for inspection.) PostgreSQL is taken from
 //! `WAYMARK_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and runs in
 //! a throwaway schema; it is skipped when no server answers.
 //!
@@ -618,7 +618,10 @@ async fn main() {
     );
     let only = std::env::var("WAYMARK_BENCH_BACKENDS").ok();
     for name in SUBJECTS {
-        if only.as_ref().is_some_and(|o| !o.split(',').any(|b| b == name)) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.split(',').any(|b| b == name))
+        {
             continue;
         }
         let Some(subject) = open(name).await else {
@@ -629,7 +632,11 @@ async fn main() {
         let e = event_workloads(&subject, scale).await;
         print(subject.name, &c, &e);
         report.insert(name.into(), json!({"checkpoints": c, "events": e}));
-        subject.finish().await;
+        if std::env::var("WAYMARK_BENCH_KEEP").is_ok_and(|v| v == "1") {
+            eprintln!("{name}: kept for inspection (schema {:?})", subject.schema);
+        } else {
+            subject.finish().await;
+        }
     }
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-stores.json");
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(report)).expect("json");

@@ -198,7 +198,10 @@ async fn deltas_read_back_and_survive_deletes(b: &SqlBackend) {
     // "fork-1" sorts after "cp-...": the fork's head is the latest.
     let head = &left[0];
     assert_eq!(head.checkpoint.id.as_str(), "fork-1");
-    assert_eq!(head.checkpoint.channel_values[&ch()].bytes(), messages(32, 1).as_slice());
+    assert_eq!(
+        head.checkpoint.channel_values[&ch()].bytes(),
+        messages(32, 1).as_slice()
+    );
 }
 
 async fn copies_carry_their_bases(b: &SqlBackend) {
