@@ -344,12 +344,19 @@ async fn postgres() {
         return;
     };
     let other = open(&url, Some(&schema)).await.unwrap();
-    deltas_read_back_and_survive_deletes(&b).await;
-    copies_carry_their_bases(&b).await;
-    a_cold_cache_continues_a_thread(&b, &other).await;
+    // The schema is dropped whether the body passes or panics.
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(async {
+        deltas_read_back_and_survive_deletes(&b).await;
+        copies_carry_their_bases(&b).await;
+        a_cold_cache_continues_a_thread(&b, &other).await;
+    }))
+    .await;
     other.close().await.unwrap();
     b.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
         .await
         .unwrap();
     b.close().await.unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
