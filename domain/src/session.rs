@@ -85,7 +85,10 @@ impl CheckpointPolicy {
         if let Some(r) = retention_seconds
             && r <= 0
         {
-            return Err(DomainError::invalid("retention_seconds", "must be positive"));
+            return Err(DomainError::invalid(
+                "retention_seconds",
+                "must be positive",
+            ));
         }
         Ok(Self {
             max_checkpoints_per_thread,
