@@ -250,11 +250,6 @@ impl<'a> Row<'a> {
         self.get(col)
     }
 
-    /// A nullable byte-string column.
-    pub fn opt_bytes(&self, col: &str) -> SqlResult<Option<Vec<u8>>> {
-        self.get(col)
-    }
-
     /// A timestamp column, always UTC.
     pub fn ts(&self, col: &str) -> SqlResult<DateTime<Utc>> {
         match self.kind {

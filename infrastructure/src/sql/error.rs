@@ -7,17 +7,30 @@
 use sea_orm::{DbErr, SqlErr};
 use waymark_domain::DomainError;
 
-/// What can go wrong in the SQL stores and in connecting to a database.
-#[derive(Debug, thiserror::Error)]
+/// How the database classified a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbFailure {
+    /// A unique or primary key was violated.
+    UniqueViolation,
+    /// A foreign key was violated.
+    ForeignKeyViolation,
+    /// Anything else: connection, I/O, syntax, a busy database.
+    Other,
+}
+
+/// What can go wrong in the SQL stores and in connecting to a database. Driver errors are
+/// turned into text and a classification here, so no SeaORM or sqlx type leaves the crate.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SqlError {
-    /// The database reported an error (connection, syntax, constraint, I/O).
-    #[error("{operation}: {source}")]
+    /// The database reported an error.
+    #[error("{operation}: {message}")]
     Db {
         /// Which operation failed, e.g. `"checkpoints.put"`.
         operation: &'static str,
-        /// The driver's error.
-        #[source]
-        source: DbErr,
+        /// The database's classification.
+        failure: DbFailure,
+        /// The driver's description.
+        message: String,
     },
     /// A stored row could not be turned back into a domain value (corrupt or foreign data).
     #[error("{operation}: corrupt row: {message}")]
@@ -36,9 +49,18 @@ pub enum SqlError {
 }
 
 impl SqlError {
-    /// Wraps a driver error of `operation`.
-    pub fn db(operation: &'static str, source: DbErr) -> Self {
-        Self::Db { operation, source }
+    /// Classifies a driver error of `operation`.
+    pub(crate) fn db(operation: &'static str, source: DbErr) -> Self {
+        let failure = match source.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => DbFailure::UniqueViolation,
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => DbFailure::ForeignKeyViolation,
+            _ => DbFailure::Other,
+        };
+        Self::Db {
+            operation,
+            failure,
+            message: source.to_string(),
+        }
     }
 
     /// A row that does not decode.
@@ -72,14 +94,15 @@ impl From<SqlError> for DomainError {
     fn from(e: SqlError) -> Self {
         match e {
             SqlError::Domain(d) => d,
-            SqlError::Db { operation, source } => match source.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(msg)) => {
-                    DomainError::conflict(entity_of(operation), msg)
+            SqlError::Db {
+                operation,
+                failure,
+                message,
+            } => match failure {
+                DbFailure::UniqueViolation | DbFailure::ForeignKeyViolation => {
+                    DomainError::conflict(entity_of(operation), message)
                 }
-                Some(SqlErr::ForeignKeyConstraintViolation(msg)) => {
-                    DomainError::conflict(entity_of(operation), msg)
-                }
-                _ => DomainError::storage(operation, source),
+                DbFailure::Other => DomainError::storage(operation, message),
             },
             SqlError::Corrupt { operation, message } => {
                 DomainError::storage(operation, format!("corrupt row: {message}"))

@@ -8,10 +8,10 @@
 //!
 //! ## Layout
 //!
-//! * [`migration`]: the schema, one migration per file, applied on connect when asked.
-//! * [`db`]: how values are bound and read on each database (the only place that knows that
+//! * `migration`: the schema, one migration per file, applied on connect when asked.
+//! * `db`: how values are bound and read on each database (the only place that knows that
 //!   SQLite keeps timestamps as fixed-width RFC 3339 text and PostgreSQL as `TIMESTAMPTZ`).
-//! * [`convert`]: row to entity conversions.
+//! * `convert`: row to entity conversions.
 //! * One module per port. SeaORM types never leave this module tree.
 //!
 //! ## Concurrency
@@ -23,9 +23,9 @@
 //! * Read-modify-write updates (thread and session metadata merges) lock the row
 //!   (`FOR UPDATE` on PostgreSQL, the immediate transaction on SQLite).
 
-pub mod db;
+pub(crate) mod db;
 pub mod error;
-pub mod migration;
+pub(crate) mod migration;
 
 mod branches;
 mod chat_streams;
@@ -49,7 +49,7 @@ use waymark_domain::clock::Clock;
 use waymark_domain::run_event::DEFAULT_MAX_TRACE_CONTENT;
 
 pub use db::Kind;
-pub use error::{SqlError, SqlResult};
+pub use error::{DbFailure, SqlError, SqlResult};
 
 /// Tunables of the SQL stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +144,7 @@ impl SqlBackend {
         }
     }
 
-    /// Applies pending migrations (see [`migration`]).
+    /// Applies pending migrations (one transaction; concurrent callers are serialized).
     pub async fn migrate(&self) -> SqlResult<()> {
         migration::apply(&self.shared.db).await
     }
