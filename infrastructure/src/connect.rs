@@ -258,16 +258,31 @@ async fn connect_postgres(
     opts.sqlx_logging(false)
         .max_connections(options.pool_size.max(1))
         .acquire_timeout(Duration::from_secs(60));
-    if let Some(schema) = &options.postgres_schema {
-        opts.set_schema_search_path(schema.clone());
-    }
     let cache = options.statement_cache;
+    let schema = options.postgres_schema.clone();
     opts.map_sqlx_postgres_opts(move |o| {
+        // The schema goes in the startup packet, so every pooled connection starts in it.
+        let o = match &schema {
+            Some(s) => o.options([("search_path", format!("\"{s}\""))]),
+            None => o,
+        };
         if cache {
             o
         } else {
             o.statement_cache_capacity(0)
         }
+    });
+    let port = url
+        .parse::<sea_orm::sqlx::postgres::PgConnectOptions>()
+        .map(|o| o.get_port())
+        .unwrap_or(5432);
+    opts.map_sqlx_postgres_pool_opts(move |o| {
+        o.after_connect(move |_conn, _meta| {
+            Box::pin(async move {
+                nagle::disable_on_connections_to(port);
+                Ok(())
+            })
+        })
     });
     let conn = sea_orm::Database::connect(opts)
         .await
@@ -285,4 +300,50 @@ async fn connect_postgres(
         options.clock.clone(),
         sql_options,
     ))
+}
+
+/// Works around sqlx 0.9.0 leaving Nagle's algorithm on for its TCP connections (upstream
+/// issue 4335, fixed after 0.9.0): a statement whose message spans several TCP segments (a
+/// checkpoint snapshot, a large event batch) otherwise waits ~40 ms for the server's delayed
+/// ACK before its last segment leaves. After each new connection, `TCP_NODELAY` is set on
+/// this process's TCP sockets whose peer port is the database's. Linux only (it reads
+/// `/proc/self/fd`); elsewhere a no-op. Remove once sqlx sets it again.
+#[cfg(feature = "postgres")]
+mod nagle {
+    #[cfg(target_os = "linux")]
+    pub(super) fn disable_on_connections_to(port: u16) {
+        use std::os::fd::BorrowedFd;
+        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: `fd` is a descriptor of this process. If another thread closes it
+            // meanwhile, the calls below fail with EBADF; if it is reused, they only read a
+            // socket's type and peer and set TCP_NODELAY on a TCP stream to the database's
+            // port, which is harmless.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            let sock = socket2::SockRef::from(&borrowed);
+            if sock.r#type().ok() != Some(socket2::Type::STREAM) {
+                continue;
+            }
+            let to_db = sock
+                .peer_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .is_some_and(|a| a.port() == port);
+            if to_db {
+                let _ = sock.set_tcp_nodelay(true);
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn disable_on_connections_to(_port: u16) {}
 }

@@ -107,6 +107,32 @@ impl SqlRunEventRepository {
                 user_id: owner.clone(),
             })
             .collect();
+        if kind == Kind::Postgres {
+            // One statement with one array per column, whatever the batch size.
+            let arr =
+                |ty, vals: Vec<sea_orm::Value>| sea_orm::Value::Array(ty, Some(Box::new(vals)));
+            use sea_orm::sea_query::ArrayType;
+            let stmt = kind.stmt(
+                "INSERT INTO waymark_run_events (thread_id, seq, run_id, user_id, event_type, \
+                 category, content, metadata, created_at) \
+                 SELECT $1, s.seq, s.run_id, $2, s.event_type, s.category, s.content, s.metadata, s.created_at \
+                 FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::jsonb[], \
+                 $9::timestamptz[]) AS s (seq, run_id, event_type, category, content, metadata, created_at)",
+                vec![
+                    text(thread_id.as_str()),
+                    opt_text(owner.as_ref().map(|u| u.as_str())),
+                    arr(ArrayType::BigInt, records.iter().map(|r| int(r.seq)).collect()),
+                    arr(ArrayType::String, records.iter().map(|r| text(r.run_id.as_str())).collect()),
+                    arr(ArrayType::String, records.iter().map(|r| text(r.event_type.as_str())).collect()),
+                    arr(ArrayType::String, records.iter().map(|r| text(r.category.as_str())).collect()),
+                    arr(ArrayType::Json, records.iter().map(|r| kind.json(&r.content)).collect()),
+                    arr(ArrayType::Json, records.iter().map(|r| kind.json_obj(&r.metadata)).collect()),
+                    arr(ArrayType::ChronoDateTimeUtc, records.iter().map(|r| kind.ts(r.created_at)).collect()),
+                ],
+            );
+            db::exec(c, stmt, op).await?;
+            return Ok(records);
+        }
         for chunk in records.chunks(INSERT_CHUNK) {
             let mut q = Sql::new(
                 "INSERT INTO waymark_run_events (thread_id, seq, run_id, user_id, event_type, \
