@@ -18,16 +18,13 @@ use waymark_domain::run_event::{
     AI_RESPONSE_EVENT, EventQuery, LEGACY_AI_MESSAGE_EVENT, NewRunEvent, RunEvent,
     RunEventRepository, validate_batch,
 };
-use waymark_domain::{DomainError, DomainResult, RunId, ThreadId, UserScope};
+use waymark_domain::{DomainError, DomainResult, JsonValue, RunId, ThreadId, UserScope};
 
 use super::Shared;
 use super::convert::run_events::{EVENT_COLUMNS, event};
 use super::db::{self, Kind, Row, Sql, int, opt_text, scope_filter, text};
 use super::error::{DbResultExt, SqlResult};
 use super::validate::{check_json, check_json_object};
-
-/// Rows per multi-row `INSERT` (9 parameters each; far below both databases' limits).
-const INSERT_CHUNK: usize = 400;
 
 /// The SQL [`RunEventRepository`].
 pub(crate) struct SqlRunEventRepository {
@@ -133,37 +130,34 @@ impl SqlRunEventRepository {
             db::exec(c, stmt, op).await?;
             return Ok(records);
         }
-        for chunk in records.chunks(INSERT_CHUNK) {
-            let mut q = Sql::new(
-                "INSERT INTO waymark_run_events (thread_id, seq, run_id, user_id, event_type, \
-                 category, content, metadata, created_at) VALUES ",
-            );
-            for (i, r) in chunk.iter().enumerate() {
-                if i > 0 {
-                    q.push(", ");
-                }
-                q.push("(")
-                    .val(text(r.thread_id.as_str()))
-                    .push(", ")
-                    .val(int(r.seq))
-                    .push(", ")
-                    .val(text(r.run_id.as_str()))
-                    .push(", ")
-                    .val(opt_text(r.user_id.as_ref().map(|u| u.as_str())))
-                    .push(", ")
-                    .val(text(r.event_type.as_str()))
-                    .push(", ")
-                    .val(text(r.category.as_str()))
-                    .push(", ")
-                    .val(kind.json(&r.content))
-                    .push(", ")
-                    .val(kind.json_obj(&r.metadata))
-                    .push(", ")
-                    .val(kind.ts(r.created_at))
-                    .push(")");
-            }
-            db::exec(c, q.build(kind), op).await?;
-        }
+        // SQLite: the batch travels as one JSON array of rows and `json_each` unpacks it in
+        // the database (the `->` operator keeps content as JSON text, `->>` reads scalars).
+        let batch: Vec<JsonValue> = records
+            .iter()
+            .map(|r| {
+                JsonValue::Array(vec![
+                    JsonValue::from(r.seq),
+                    JsonValue::from(r.run_id.as_str()),
+                    JsonValue::from(r.event_type.as_str()),
+                    JsonValue::from(r.category.as_str()),
+                    r.content.clone(),
+                    JsonValue::Object(r.metadata.clone()),
+                    JsonValue::from(super::db::sqlite_ts_text(r.created_at)),
+                ])
+            })
+            .collect();
+        let stmt = kind.stmt(
+            "INSERT INTO waymark_run_events (thread_id, seq, run_id, user_id, event_type, \
+             category, content, metadata, created_at) \
+             SELECT $1, value ->> 0, value ->> 1, $2, value ->> 2, value ->> 3, value -> 4, \
+             value -> 5, value ->> 6 FROM json_each($3) ORDER BY key",
+            vec![
+                text(thread_id.as_str()),
+                opt_text(owner.as_ref().map(|u| u.as_str())),
+                text(JsonValue::Array(batch).to_string()),
+            ],
+        );
+        db::exec(c, stmt, op).await?;
         Ok(records)
     }
 
