@@ -1280,7 +1280,9 @@ impl CheckpointRepository for SqlCheckpointRepository {
                      (SELECT CAST(COALESCE(SUM({len}(type_tag) + {len}(data)), 0) AS BIGINT) \
                         FROM waymark_checkpoint_payloads WHERE thread_id = $1) AS payload_bytes, \
                      (SELECT CAST(COALESCE(SUM({len}(type_tag) + {len}(data)), 0) AS BIGINT) \
-                        FROM waymark_checkpoint_writes WHERE thread_id = $1) AS write_bytes"
+                        FROM waymark_checkpoint_writes WHERE thread_id = $1) AS write_bytes, \
+                     (SELECT CAST(COALESCE(SUM({len}(body)), 0) AS BIGINT) \
+                        FROM waymark_checkpoints WHERE thread_id = $1) AS body_bytes"
                 ),
                 vec![text(thread_id.as_str())],
             ),
@@ -1295,7 +1297,11 @@ impl CheckpointRepository for SqlCheckpointRepository {
             namespaces: r.u64("namespaces")?,
             oldest: r.opt_id("oldest")?,
             newest: r.opt_id("newest")?,
-            stored_bytes: Some(r.u64("payload_bytes")? + r.u64("write_bytes")?),
+            // Payloads as stored (deltas count their own bytes), writes, and the rows' bodies
+            // (which hold the inline values).
+            stored_bytes: Some(
+                r.u64("payload_bytes")? + r.u64("write_bytes")? + r.u64("body_bytes")?,
+            ),
         })
     }
 }
