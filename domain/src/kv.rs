@@ -1,7 +1,7 @@
 //! A namespaced key-value store with optional TTL, in the spirit of LangGraph's `BaseStore`.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, DomainResult};
@@ -144,6 +144,41 @@ pub struct NamespaceListing {
     pub offset: u64,
 }
 
+/// The latest year an item may expire in (RFC 3339 and both databases' text forms have
+/// four-digit years).
+pub const MAX_EXPIRY_YEAR: i32 = 9999;
+
+/// The expiry of an item written at `now` with `ttl_seconds`, by the rule every store applies
+/// before writing: `None` never expires; `Some(0)` is refused (an item that expires as it is
+/// written can never be read; pass `None` or delete the item); an expiry after the year
+/// [`MAX_EXPIRY_YEAR`] is refused.
+pub fn expiry(now: DateTime<Utc>, ttl_seconds: Option<u64>) -> DomainResult<Option<DateTime<Utc>>> {
+    let Some(ttl) = ttl_seconds else {
+        return Ok(None);
+    };
+    if ttl == 0 {
+        return Err(DomainError::invalid(
+            "ttl_seconds",
+            "must be at least 1; omit it for an item that never expires",
+        ));
+    }
+    let too_far = || {
+        DomainError::invalid(
+            "ttl_seconds",
+            format!("{ttl} seconds reaches past the year {MAX_EXPIRY_YEAR}"),
+        )
+    };
+    let at = i64::try_from(ttl)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(too_far)?;
+    if at.year() > MAX_EXPIRY_YEAR {
+        return Err(too_far());
+    }
+    Ok(Some(at))
+}
+
 /// The key-value port. Expired items are never returned; `sweep_expired` deletes them.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
@@ -179,6 +214,37 @@ mod tests {
 
     fn ns(l: &[&str]) -> DomainResult<ItemNamespace> {
         ItemNamespace::parse(l.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn expiry_rules() {
+        let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(expiry(now, None).unwrap(), None);
+        assert_eq!(
+            expiry(now, Some(90)).unwrap(),
+            Some(now + Duration::seconds(90))
+        );
+        for ttl in [0, u64::MAX, 400_000_000_000] {
+            let err = expiry(now, Some(ttl)).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    DomainError::InvalidInput {
+                        field: "ttl_seconds",
+                        ..
+                    }
+                ),
+                "{ttl}: {err:?}"
+            );
+        }
+        let last = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let secs = u64::try_from((last - now).num_seconds()).unwrap();
+        assert!(expiry(now, Some(secs)).is_ok());
+        assert!(expiry(now, Some(secs + 1)).is_err());
     }
 
     #[test]

@@ -43,27 +43,17 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use indexmap::IndexMap;
 use waymark_domain::checkpoint::{
-    ChannelVersion, ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointPut,
-    CheckpointQuery, CheckpointRef, CheckpointRepository, CheckpointSummary, CheckpointTuple,
-    PendingWrite, PruneStrategy, TypedValue, WriteBatch, sort_pending_writes,
+    ChannelVersion, Checkpoint, CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef,
+    CheckpointRepository, CheckpointSummary, CheckpointTuple, PendingWrite, PruneStrategy,
+    TypedValue, WriteBatch, sort_pending_writes,
 };
 use waymark_domain::{
-    ChannelName, CheckpointId, CheckpointNamespace, DomainError, DomainResult, JsonValue, RunId,
-    TaskId, ThreadId,
+    ChannelName, CheckpointId, CheckpointNamespace, DomainResult, JsonValue, RunId, TaskId,
+    ThreadId,
 };
 
-use super::{Shared, check_json_object, check_no_nul};
-
-/// The top-level checkpoint keys the model names; `extra` may not repeat them.
-const MODELLED_KEYS: [&str; 7] = [
-    "v",
-    "id",
-    "ts",
-    "channel_values",
-    "channel_versions",
-    "versions_seen",
-    "updated_channels",
-];
+use super::Shared;
+use waymark_domain::json::check_no_nul;
 
 /// The channel of legacy `Send` packets (prune's v < 4 parent rule).
 const TASKS_CHANNEL: &str = "__pregel_tasks";
@@ -407,51 +397,6 @@ impl CheckpointTables {
     }
 }
 
-/// Checks one put before anything is stored.
-fn validate_put(put: &CheckpointPut) -> DomainResult<()> {
-    let cp = &put.checkpoint;
-    if put.parent_id.as_ref() == Some(&cp.id) {
-        return Err(DomainError::invalid(
-            "parent_id",
-            format!("checkpoint {} cannot be its own parent", cp.id),
-        ));
-    }
-    for key in cp.extra.keys() {
-        if key.is_empty() || MODELLED_KEYS.contains(&key.as_str()) {
-            return Err(DomainError::invalid(
-                "checkpoint",
-                format!("extra key {key:?} is empty or repeats a modelled checkpoint key"),
-            ));
-        }
-        check_no_nul("checkpoint", key)?;
-    }
-    check_no_nul("ts", &cp.ts)?;
-    check_versions("channel_versions", &cp.channel_versions)?;
-    check_versions("new_versions", &put.new_versions)?;
-    for (node, versions) in &cp.versions_seen {
-        check_no_nul("versions_seen", node)?;
-        check_versions("versions_seen", versions)?;
-    }
-    check_json_object("metadata", &put.metadata.0)
-}
-
-/// Versions must have a finite float and NUL-free text (both databases store them as text).
-fn check_versions(field: &'static str, versions: &ChannelVersions) -> DomainResult<()> {
-    for (channel, version) in versions {
-        match version {
-            ChannelVersion::Float(f) if !f.is_finite() => {
-                return Err(DomainError::invalid(
-                    field,
-                    format!("version of {channel} is not a finite number"),
-                ));
-            }
-            ChannelVersion::Str(s) => check_no_nul(field, s)?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// jsonb containment (`have @> want`, spec §4.7): objects by subset, arrays by containing every
 /// wanted element, numbers by value, everything else by equality (so `true` never matches `1`
 /// and a wanted null matches only a stored null).
@@ -506,7 +451,7 @@ impl CheckpointRepository for MemoryCheckpointRepository {
     }
 
     async fn put_many(&self, puts: Vec<CheckpointPut>) -> DomainResult<Vec<CheckpointRef>> {
-        puts.iter().try_for_each(validate_put)?;
+        puts.iter().try_for_each(CheckpointPut::validate)?;
         let refs: Vec<CheckpointRef> = puts.iter().map(reference).collect();
         let mut state = self.shared.lock();
         for put in puts {

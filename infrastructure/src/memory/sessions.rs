@@ -14,7 +14,8 @@ use waymark_domain::session::{
 };
 use waymark_domain::{DomainError, DomainResult, SessionId, UserScope, paging::Page};
 
-use super::{Shared, check_json_object, merge_patch, offset_page};
+use super::{Shared, offset_page};
+use waymark_domain::json::{check_json_object, merge_patch};
 
 /// The in-memory [`SessionRepository`].
 pub struct MemorySessionRepository {

@@ -19,7 +19,8 @@ use waymark_domain::thread::{
 };
 use waymark_domain::{DomainError, DomainResult, SessionId, ThreadId, UserScope, paging::Page};
 
-use super::{Shared, State, check_json_object, merge_patch, offset_page};
+use super::{Shared, State, offset_page};
+use waymark_domain::json::{check_json_object, merge_patch};
 
 /// The in-memory [`ThreadRepository`].
 pub struct MemoryThreadRepository {

@@ -6,8 +6,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Datelike, Duration, Utc};
-use waymark_domain::kv::{Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing};
+use chrono::{DateTime, Utc};
+use waymark_domain::kv::{
+    Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing, expiry,
+};
 use waymark_domain::thread::json_scalar_eq;
 use waymark_domain::{DomainError, DomainResult, ItemKey, JsonObject, JsonValue};
 
@@ -16,41 +18,11 @@ use super::convert::misc::{ITEM_COLUMNS, item};
 use super::db::{self, Kind, Row, Sql, int, text};
 use super::error::SqlResult;
 use super::threads::push_scalar_filter;
-use super::validate::check_json_object;
-
-/// The latest expiry year accepted (four-digit years in every text form).
-const MAX_EXPIRY_YEAR: i32 = 9999;
+use waymark_domain::json::check_json_object;
 
 /// The SQL [`KeyValueRepository`].
 pub(crate) struct SqlKeyValueRepository {
     shared: Arc<Shared>,
-}
-
-fn expiry(now: DateTime<Utc>, ttl_seconds: Option<u64>) -> DomainResult<Option<DateTime<Utc>>> {
-    let Some(ttl) = ttl_seconds else {
-        return Ok(None);
-    };
-    if ttl == 0 {
-        return Err(DomainError::invalid(
-            "ttl_seconds",
-            "must be at least 1; omit it for an item that never expires",
-        ));
-    }
-    let too_far = || {
-        DomainError::invalid(
-            "ttl_seconds",
-            format!("{ttl} seconds reaches past the year {MAX_EXPIRY_YEAR}"),
-        )
-    };
-    let at = i64::try_from(ttl)
-        .ok()
-        .and_then(Duration::try_seconds)
-        .and_then(|d| now.checked_add_signed(d))
-        .ok_or_else(too_far)?;
-    if at.year() > MAX_EXPIRY_YEAR {
-        return Err(too_far());
-    }
-    Ok(Some(at))
 }
 
 /// Live rows only.

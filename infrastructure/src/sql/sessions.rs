@@ -15,7 +15,7 @@ use super::Shared;
 use super::convert::threads::{SESSION_COLUMNS, session};
 use super::db::{self, Kind, Row, Sql, int, opt_int, opt_text, scope_filter, text};
 use super::error::{DbResultExt, SqlResult};
-use super::validate::{check_json_object, merge_patch};
+use waymark_domain::json::{check_json_object, merge_patch};
 
 /// The SQL [`SessionRepository`].
 pub(crate) struct SqlSessionRepository {

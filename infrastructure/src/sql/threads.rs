@@ -23,7 +23,7 @@ use super::Shared;
 use super::convert::threads::{THREAD_COLUMNS, thread};
 use super::db::{self, Kind, Row, Sql, int, opt_text, scope_filter, text};
 use super::error::{DbResultExt, SqlResult};
-use super::validate::{check_json_object, merge_patch};
+use waymark_domain::json::{check_json_object, merge_patch};
 
 /// The SQL [`ThreadRepository`].
 pub(crate) struct SqlThreadRepository {
