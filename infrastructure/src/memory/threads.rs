@@ -15,12 +15,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use waymark_domain::thread::{
     NewThread, Thread, ThreadQuery, ThreadRepository, ThreadStatus, ThreadUpdate,
-    validate_short_text,
 };
 use waymark_domain::{DomainError, DomainResult, SessionId, ThreadId, UserScope, paging::Page};
 
 use super::{Shared, State, offset_page};
-use waymark_domain::json::{check_json_object, merge_patch};
 
 /// The in-memory [`ThreadRepository`].
 pub struct MemoryThreadRepository {
@@ -44,8 +42,7 @@ fn require_session(state: &State, scope: &UserScope, id: &SessionId) -> DomainRe
 #[async_trait]
 impl ThreadRepository for MemoryThreadRepository {
     async fn create(&self, scope: &UserScope, thread: NewThread) -> DomainResult<Thread> {
-        thread.validate()?;
-        check_json_object("metadata", &thread.metadata)?;
+        thread.validate_for_write()?;
         let now = self.shared.now();
         let mut state = self.shared.lock();
         if let Some(existing) = state.threads.get(&thread.id) {
@@ -114,12 +111,7 @@ impl ThreadRepository for MemoryThreadRepository {
         id: &ThreadId,
         update: ThreadUpdate,
     ) -> DomainResult<Thread> {
-        if let Some(name) = &update.display_name {
-            validate_short_text("display_name", name.as_deref(), 256)?;
-        }
-        if let Some(patch) = &update.metadata_patch {
-            check_json_object("metadata_patch", patch)?;
-        }
+        update.validate()?;
         let now = self.shared.now();
         let mut state = self.shared.lock();
         let visible = state
@@ -136,24 +128,7 @@ impl ThreadRepository for MemoryThreadRepository {
             .threads
             .get_mut(id)
             .ok_or_else(|| DomainError::not_found("thread", id))?;
-        if let Some(name) = update.display_name {
-            thread.display_name = name;
-        }
-        if let Some(status) = update.status {
-            thread.status = status;
-        }
-        if let Some(patch) = update.metadata_patch {
-            merge_patch(&mut thread.metadata, patch);
-        }
-        if let Some(session) = update.session_id {
-            thread.session_id = session;
-        }
-        if let Some(owner) = update.owner {
-            thread.owner = owner;
-        }
-        if update.touch {
-            thread.updated_at = now;
-        }
+        update.apply_to(thread, now);
         Ok(thread.clone())
     }
 
