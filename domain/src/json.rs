@@ -42,6 +42,33 @@ pub fn check_json_object(field: &'static str, map: &JsonObject) -> DomainResult<
     Ok(())
 }
 
+/// jsonb containment (`have @> want`, spec §4.7), the rule every store's checkpoint metadata
+/// filter follows: objects by subset, arrays by containing every wanted element, numbers by
+/// value, everything else by equality (so `true` never matches `1` and a wanted null matches
+/// only a stored null).
+pub fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
+    match (have, want) {
+        (JsonValue::Object(h), JsonValue::Object(w)) => w
+            .iter()
+            .all(|(k, wv)| h.get(k).is_some_and(|hv| json_contains(hv, wv))),
+        (JsonValue::Array(h), JsonValue::Array(w)) => {
+            w.iter().all(|wv| h.iter().any(|hv| json_contains(hv, wv)))
+        }
+        (JsonValue::Number(_), JsonValue::Number(_)) => crate::thread::json_scalar_eq(have, want),
+        _ => have == want,
+    }
+}
+
+/// Whether a metadata object contains every key of `filter` with a value that
+/// [contains](json_contains) the wanted one (checkpoint `list` filters).
+pub fn object_contains(metadata: &JsonObject, filter: &JsonObject) -> bool {
+    filter.iter().all(|(k, want)| {
+        metadata
+            .get(k)
+            .is_some_and(|have| json_contains(have, want))
+    })
+}
+
 /// Shallow merge of a metadata patch: patch keys replace stored keys (a null stores null),
 /// other keys stay. Every store applies `metadata_patch` updates this way.
 pub fn merge_patch(target: &mut JsonObject, patch: JsonObject) {
@@ -83,6 +110,26 @@ mod tests {
         assert!(check_json_object("metadata", &object(json!({"a\u{0}": 1}))).is_err());
         assert!(check_json_object("metadata", &object(json!({"a": {"b": "c\u{0}"}}))).is_err());
         assert!(check_json_object("metadata", &object(json!({"a": 1.5}))).is_ok());
+    }
+
+    #[test]
+    fn containment_follows_jsonb() {
+        let have = object(
+            json!({"flag": true, "nothing": null, "obj": {"a": 1, "b": 2}, "lst": [1, 2, {"k": [3, 4]}], "step": 1}),
+        );
+        let f = |v: JsonValue| object_contains(&have, &object(v));
+        assert!(f(json!({"flag": true})));
+        assert!(!f(json!({"flag": 1})));
+        assert!(!f(json!({"missing": null})));
+        assert!(f(json!({"nothing": null})));
+        assert!(f(json!({"obj": {"b": 2, "a": 1}})));
+        assert!(f(json!({"obj": {"a": 1}})));
+        assert!(f(json!({"lst": [1]})));
+        assert!(f(json!({"lst": [{"k": [4]}]})));
+        assert!(!f(json!({"lst": [5]})));
+        assert!(f(json!({"step": 1.0})));
+        assert!(!f(json!({"step": "1"})));
+        assert!(f(json!({})));
     }
 
     #[test]

@@ -48,12 +48,11 @@ use waymark_domain::checkpoint::{
     TypedValue, WriteBatch, sort_pending_writes,
 };
 use waymark_domain::{
-    ChannelName, CheckpointId, CheckpointNamespace, DomainResult, JsonValue, RunId, TaskId,
-    ThreadId,
+    ChannelName, CheckpointId, CheckpointNamespace, DomainResult, RunId, TaskId, ThreadId,
 };
 
 use super::Shared;
-use waymark_domain::json::check_no_nul;
+use waymark_domain::json::{check_no_nul, object_contains};
 
 /// The channel of legacy `Send` packets (prune's v < 4 parent rule).
 const TASKS_CHANNEL: &str = "__pregel_tasks";
@@ -397,34 +396,6 @@ impl CheckpointTables {
     }
 }
 
-/// jsonb containment (`have @> want`, spec §4.7): objects by subset, arrays by containing every
-/// wanted element, numbers by value, everything else by equality (so `true` never matches `1`
-/// and a wanted null matches only a stored null).
-pub(crate) fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
-    match (have, want) {
-        (JsonValue::Object(h), JsonValue::Object(w)) => w
-            .iter()
-            .all(|(k, wv)| h.get(k).is_some_and(|hv| json_contains(hv, wv))),
-        (JsonValue::Array(h), JsonValue::Array(w)) => {
-            w.iter().all(|wv| h.iter().any(|hv| json_contains(hv, wv)))
-        }
-        (JsonValue::Number(_), JsonValue::Number(_)) => {
-            waymark_domain::thread::json_scalar_eq(have, want)
-        }
-        _ => have == want,
-    }
-}
-
-/// Whether stored metadata contains the filter object.
-fn metadata_matches(metadata: &CheckpointMetadata, filter: &waymark_domain::JsonObject) -> bool {
-    filter.iter().all(|(k, want)| {
-        metadata
-            .0
-            .get(k)
-            .is_some_and(|have| json_contains(have, want))
-    })
-}
-
 /// The in-memory [`CheckpointRepository`].
 pub struct MemoryCheckpointRepository {
     shared: Arc<Shared>,
@@ -528,7 +499,7 @@ impl CheckpointRepository for MemoryCheckpointRepository {
                 for (id, row) in &ns.checkpoints {
                     if query.checkpoint_id.as_ref().is_some_and(|c| c != id)
                         || query.before.as_ref().is_some_and(|b| id >= b)
-                        || !metadata_matches(&row.metadata, &query.filter)
+                        || !object_contains(&row.metadata.0, &query.filter)
                     {
                         continue;
                     }
@@ -1141,24 +1112,5 @@ mod tests {
         assert_eq!(s.stored_bytes, Some(16));
         assert_eq!((s.oldest, s.newest), (Some(id("c1")), Some(id("c2"))));
         assert_eq!(repo.summary(&thread("none")).await.unwrap().checkpoints, 0);
-    }
-
-    #[test]
-    fn containment_follows_jsonb() {
-        let have = json!({"flag": true, "nothing": null, "obj": {"a": 1, "b": 2}, "lst": [1, 2, {"k": [3, 4]}], "step": 1});
-        let m = meta(have);
-        let f = |v: serde_json::Value| metadata_matches(&m, v.as_object().unwrap());
-        assert!(f(json!({"flag": true})));
-        assert!(!f(json!({"flag": 1})));
-        assert!(!f(json!({"missing": null})));
-        assert!(f(json!({"nothing": null})));
-        assert!(f(json!({"obj": {"b": 2, "a": 1}})));
-        assert!(f(json!({"obj": {"a": 1}})));
-        assert!(f(json!({"lst": [1]})));
-        assert!(f(json!({"lst": [{"k": [4]}]})));
-        assert!(!f(json!({"lst": [5]})));
-        assert!(f(json!({"step": 1.0})));
-        assert!(!f(json!({"step": "1"})));
-        assert!(f(json!({})));
     }
 }

@@ -39,7 +39,7 @@ pub(crate) use payload::PayloadCache;
 use super::Shared;
 use super::db::{self, Kind, Row, Sql, bytes, int, opt_text, text};
 use super::error::{DbResultExt, SqlError, SqlResult};
-use waymark_domain::json::check_no_nul;
+use waymark_domain::json::{check_no_nul, object_contains};
 
 /// The channel of legacy `Send` packets (prune's v < 4 parent rule).
 const TASKS_CHANNEL: &str = "__pregel_tasks";
@@ -74,31 +74,6 @@ fn cp_row(r: &Row<'_>) -> SqlResult<CpRow> {
         parent_id: r.opt_id("parent_id")?,
         metadata: r.json_text_object("metadata")?,
         body: r.bytes("body")?,
-    })
-}
-
-/// jsonb containment (`have @> want`): objects by subset, arrays by containing every wanted
-/// element, numbers by value, everything else by equality.
-fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
-    match (have, want) {
-        (JsonValue::Object(h), JsonValue::Object(w)) => w
-            .iter()
-            .all(|(k, wv)| h.get(k).is_some_and(|hv| json_contains(hv, wv))),
-        (JsonValue::Array(h), JsonValue::Array(w)) => {
-            w.iter().all(|wv| h.iter().any(|hv| json_contains(hv, wv)))
-        }
-        (JsonValue::Number(_), JsonValue::Number(_)) => {
-            waymark_domain::thread::json_scalar_eq(have, want)
-        }
-        _ => have == want,
-    }
-}
-
-fn metadata_matches(metadata: &JsonObject, filter: &JsonObject) -> bool {
-    filter.iter().all(|(k, want)| {
-        metadata
-            .get(k)
-            .is_some_and(|have| json_contains(have, want))
     })
 }
 
@@ -1035,7 +1010,7 @@ impl CheckpointRepository for SqlCheckpointRepository {
         let mut keys: Vec<(ThreadId, CheckpointNamespace, CheckpointId)> = Vec::new();
         for row in db::all(&txn, q.build(kind), OP).await? {
             let r = Row::new(&row, kind, OP);
-            if !rest.is_empty() && !metadata_matches(&r.json_text_object("metadata")?, &rest) {
+            if !rest.is_empty() && !object_contains(&r.json_text_object("metadata")?, &rest) {
                 continue;
             }
             keys.push((r.id("thread_id")?, r.id("ns")?, r.id("checkpoint_id")?));
