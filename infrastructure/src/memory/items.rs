@@ -13,7 +13,6 @@
 //!   value, `true` never `1`); `list_namespaces` truncates to `max_depth` (at least 1), then
 //!   deduplicates, sorts and pages.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -22,7 +21,7 @@ use waymark_domain::kv::{
     Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing, expiry,
 };
 use waymark_domain::thread::json_scalar_eq;
-use waymark_domain::{DomainError, DomainResult, ItemKey, JsonObject};
+use waymark_domain::{DomainResult, ItemKey, JsonObject};
 
 use super::Shared;
 use waymark_domain::json::check_json_object;
@@ -124,33 +123,17 @@ impl KeyValueRepository for MemoryKeyValueRepository {
     }
 
     async fn list_namespaces(&self, query: &NamespaceListing) -> DomainResult<Vec<ItemNamespace>> {
-        ItemNamespace::check_labels(&query.prefix)?;
-        ItemNamespace::check_labels(&query.suffix)?;
-        if query.max_depth == Some(0) {
-            return Err(DomainError::invalid("max_depth", "must be at least 1"));
-        }
+        query.validate()?;
         let now = self.shared.now();
         let state = self.shared.lock();
-        let mut found: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
-        for item in state.items.values().filter(|i| is_live(i, now)) {
-            let ns = &item.namespace;
-            if !ns.starts_with(&query.prefix) || !ns.ends_with(&query.suffix) {
-                continue;
-            }
-            let labels = ns.labels();
-            let depth = query
-                .max_depth
-                .map_or(labels.len(), |d| labels.len().min(d as usize));
-            let truncated = labels[..depth].to_vec();
-            found.insert((truncated.join("."), truncated));
-        }
-        let skip = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        found
-            .into_iter()
-            .skip(skip)
-            .take(query.limit.as_usize())
-            .map(|(_, labels)| ItemNamespace::parse(labels))
-            .collect()
+        query.select(
+            state
+                .items
+                .values()
+                .filter(|i| is_live(i, now))
+                .map(|i| &i.namespace)
+                .filter(|ns| ns.starts_with(&query.prefix)),
+        )
     }
 
     async fn sweep_expired(&self) -> DomainResult<u64> {

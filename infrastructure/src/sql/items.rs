@@ -2,7 +2,6 @@
 //! point, as memory orders them) and key. Expiry is compared with the store's clock, never the
 //! database's, so tests with a manual clock behave the same on every backend.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -194,38 +193,21 @@ impl KeyValueRepository for SqlKeyValueRepository {
 
     async fn list_namespaces(&self, query: &NamespaceListing) -> DomainResult<Vec<ItemNamespace>> {
         const OP: &str = "items.list_namespaces";
-        ItemNamespace::check_labels(&query.prefix)?;
-        ItemNamespace::check_labels(&query.suffix)?;
-        if query.max_depth == Some(0) {
-            return Err(DomainError::invalid("max_depth", "must be at least 1"));
-        }
+        query.validate()?;
         let kind = self.shared.kind();
         let mut q = Sql::new("SELECT DISTINCT namespace FROM waymark_items WHERE 1 = 1");
         live(&mut q, kind, self.shared.now());
         prefix(&mut q, &query.prefix);
         let rows = db::all(&self.shared.db.conn, q.build(kind), OP).await?;
-        let mut found: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
+        let mut namespaces = Vec::with_capacity(rows.len());
         for row in &rows {
             let joined = Row::new(row, kind, OP).text("namespace")?;
-            let ns = ItemNamespace::from_joined(&joined)
-                .map_err(|e| super::error::SqlError::corrupt(OP, e))?;
-            if !ns.ends_with(&query.suffix) {
-                continue;
-            }
-            let labels = ns.labels();
-            let depth = query
-                .max_depth
-                .map_or(labels.len(), |d| labels.len().min(d as usize));
-            let truncated = labels[..depth].to_vec();
-            found.insert((truncated.join("."), truncated));
+            namespaces.push(
+                ItemNamespace::from_joined(&joined)
+                    .map_err(|e| super::error::SqlError::corrupt(OP, e))?,
+            );
         }
-        let skip = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        found
-            .into_iter()
-            .skip(skip)
-            .take(query.limit.as_usize())
-            .map(|(_, labels)| ItemNamespace::parse(labels))
-            .collect()
+        query.select(namespaces)
     }
 
     async fn sweep_expired(&self) -> DomainResult<u64> {
