@@ -124,6 +124,22 @@ impl NewThread {
         validate_short_text("display_name", self.display_name.as_deref(), 256)
     }
 
+    /// The thread every store creates from these fields: owned by `owner` (the scope's user),
+    /// status [`ThreadStatus::Idle`], created and last changed at `now`.
+    pub fn into_thread(self, owner: Option<UserId>, now: DateTime<Utc>) -> Thread {
+        Thread {
+            id: self.id,
+            session_id: self.session_id,
+            owner,
+            assistant_id: self.assistant_id,
+            display_name: self.display_name,
+            status: ThreadStatus::Idle,
+            metadata: self.metadata,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The rules every store applies before creating a thread: [`NewThread::validate`], then no
     /// U+0000 in the metadata.
     pub fn validate_for_write(&self) -> DomainResult<()> {
@@ -390,6 +406,21 @@ mod tests {
             ..ThreadUpdate::default()
         };
         assert_eq!(field(bad_patch.validate()), "metadata_patch");
+    }
+
+    #[test]
+    fn a_new_thread_starts_idle_owned_and_stamped() {
+        let at = DateTime::from_timestamp(5, 0).unwrap();
+        let mut new = NewThread::with_id(ThreadId::parse("t").unwrap());
+        new.display_name = Some("n".into());
+        new.metadata = obj(json!({"k": 1}));
+        let owner = Some(UserId::parse("u").unwrap());
+        let t = new.into_thread(owner.clone(), at);
+        assert_eq!(t.id, ThreadId::parse("t").unwrap());
+        assert_eq!((t.owner, t.status), (owner, ThreadStatus::Idle));
+        assert_eq!(t.display_name.as_deref(), Some("n"));
+        assert_eq!(JsonValue::Object(t.metadata), json!({"k": 1}));
+        assert_eq!((t.created_at, t.updated_at), (at, at));
     }
 
     #[test]

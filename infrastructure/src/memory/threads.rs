@@ -13,9 +13,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use waymark_domain::thread::{
-    NewThread, Thread, ThreadQuery, ThreadRepository, ThreadStatus, ThreadUpdate,
-};
+use waymark_domain::thread::{NewThread, Thread, ThreadQuery, ThreadRepository, ThreadUpdate};
 use waymark_domain::{DomainError, DomainResult, SessionId, ThreadId, UserScope, paging::Page};
 
 use super::{Shared, State, offset_page};
@@ -57,17 +55,7 @@ impl ThreadRepository for MemoryThreadRepository {
         if let Some(session) = &thread.session_id {
             require_session(&state, scope, session)?;
         }
-        let stored = Thread {
-            id: thread.id,
-            session_id: thread.session_id,
-            owner: scope.owner().cloned(),
-            assistant_id: thread.assistant_id,
-            display_name: thread.display_name,
-            status: ThreadStatus::Idle,
-            metadata: thread.metadata,
-            created_at: now,
-            updated_at: now,
-        };
+        let stored = thread.into_thread(scope.owner().cloned(), now);
         state.threads.insert(stored.id.clone(), stored.clone());
         Ok(stored)
     }

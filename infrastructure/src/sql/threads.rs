@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use sea_orm::ConnectionTrait;
 use waymark_domain::paging::Page;
 use waymark_domain::thread::{
-    NewThread, PINNED_KEY, Thread, ThreadQuery, ThreadRepository, ThreadStatus, ThreadUpdate,
+    NewThread, PINNED_KEY, Thread, ThreadQuery, ThreadRepository, ThreadUpdate,
 };
 use waymark_domain::{DomainError, DomainResult, JsonValue, SessionId, ThreadId, UserScope};
 
@@ -183,17 +183,7 @@ impl ThreadRepository for SqlThreadRepository {
         if let Some(session) = &new.session_id {
             self.require_session(&txn, scope, session, OP).await?;
         }
-        let stored = Thread {
-            id: new.id,
-            session_id: new.session_id,
-            owner: scope.owner().cloned(),
-            assistant_id: new.assistant_id,
-            display_name: new.display_name,
-            status: ThreadStatus::Idle,
-            metadata: new.metadata,
-            created_at: now,
-            updated_at: now,
-        };
+        let stored = new.into_thread(scope.owner().cloned(), now);
         let inserted = db::exec(
             &txn,
             kind.stmt(
