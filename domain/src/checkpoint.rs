@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{ChannelName, CheckpointId, CheckpointNamespace, RunId, TaskId, ThreadId};
-use crate::json::{JsonObject, JsonValue};
+use crate::json::{JsonObject, JsonValue, check_json_object, check_no_nul};
 
 /// A value serialized by LangGraph's serializer: a type tag and the bytes.
 ///
@@ -402,6 +402,67 @@ pub struct CheckpointPut {
     pub new_versions: ChannelVersions,
 }
 
+impl CheckpointPut {
+    /// The top-level checkpoint keys the model names; `extra` may not repeat them.
+    pub const MODELLED_KEYS: [&'static str; 7] = [
+        "v",
+        "id",
+        "ts",
+        "channel_values",
+        "channel_versions",
+        "versions_seen",
+        "updated_channels",
+    ];
+
+    /// The rules every store applies before writing a put: a checkpoint is not its own parent;
+    /// `extra` keys are non-empty, do not repeat a [modelled key](Self::MODELLED_KEYS) and hold
+    /// no U+0000; `ts`, node names and string versions hold no U+0000; float versions are finite
+    /// (both databases store versions as text); metadata holds no U+0000 anywhere.
+    pub fn validate(&self) -> DomainResult<()> {
+        let cp = &self.checkpoint;
+        if self.parent_id.as_ref() == Some(&cp.id) {
+            return Err(DomainError::invalid(
+                "parent_id",
+                format!("checkpoint {} cannot be its own parent", cp.id),
+            ));
+        }
+        for key in cp.extra.keys() {
+            if key.is_empty() || Self::MODELLED_KEYS.contains(&key.as_str()) {
+                return Err(DomainError::invalid(
+                    "checkpoint",
+                    format!("extra key {key:?} is empty or repeats a modelled checkpoint key"),
+                ));
+            }
+            check_no_nul("checkpoint", key)?;
+        }
+        check_no_nul("ts", &cp.ts)?;
+        check_versions("channel_versions", &cp.channel_versions)?;
+        check_versions("new_versions", &self.new_versions)?;
+        for (node, versions) in &cp.versions_seen {
+            check_no_nul("versions_seen", node)?;
+            check_versions("versions_seen", versions)?;
+        }
+        check_json_object("metadata", &self.metadata.0)
+    }
+}
+
+/// Versions must have a finite float and NUL-free text (both databases store them as text).
+fn check_versions(field: &'static str, versions: &ChannelVersions) -> DomainResult<()> {
+    for (channel, version) in versions {
+        match version {
+            ChannelVersion::Float(f) if !f.is_finite() => {
+                return Err(DomainError::invalid(
+                    field,
+                    format!("version of {channel} is not a finite number"),
+                ));
+            }
+            ChannelVersion::Str(s) => check_no_nul(field, s)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// One `put_writes` call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WriteBatch {
@@ -582,6 +643,94 @@ mod tests {
 
     fn ch(s: &str) -> ChannelName {
         ChannelName::parse(s).unwrap()
+    }
+
+    fn put() -> CheckpointPut {
+        CheckpointPut {
+            thread_id: ThreadId::parse("t-1").unwrap(),
+            namespace: CheckpointNamespace::parse("").unwrap(),
+            parent_id: None,
+            checkpoint: Checkpoint::empty(0),
+            metadata: CheckpointMetadata::default(),
+            new_versions: IndexMap::new(),
+        }
+    }
+
+    fn invalid_field(result: DomainResult<()>) -> &'static str {
+        match result {
+            Err(DomainError::InvalidInput { field, .. }) => field,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_put_is_valid() {
+        let mut p = put();
+        p.checkpoint
+            .channel_versions
+            .insert(ch("a"), ChannelVersion::Str("00001.0.5".into()));
+        p.checkpoint
+            .channel_versions
+            .insert(ch("b"), ChannelVersion::Float(2.5));
+        p.new_versions.insert(ch("a"), ChannelVersion::Int(1));
+        p.checkpoint.extra.insert(
+            "pending_sends".into(),
+            TypedValue::new("json", b"[]".to_vec()).unwrap(),
+        );
+        p.parent_id = Some(CheckpointId::generate(-1));
+        assert!(p.validate().is_ok());
+    }
+
+    #[test]
+    fn put_validation_names_the_field_at_fault() {
+        let mut own_parent = put();
+        own_parent.parent_id = Some(own_parent.checkpoint.id.clone());
+        assert_eq!(invalid_field(own_parent.validate()), "parent_id");
+
+        for key in ["", "channel_values", "bad\0key"] {
+            let mut p = put();
+            let value = TypedValue::new("json", b"1".to_vec()).unwrap();
+            p.checkpoint.extra.insert(key.into(), value);
+            assert_eq!(invalid_field(p.validate()), "checkpoint", "{key:?}");
+        }
+
+        let mut ts = put();
+        ts.checkpoint.ts = "2024\0".into();
+        assert_eq!(invalid_field(ts.validate()), "ts");
+
+        let mut infinite = put();
+        infinite
+            .checkpoint
+            .channel_versions
+            .insert(ch("a"), ChannelVersion::Float(f64::INFINITY));
+        assert_eq!(invalid_field(infinite.validate()), "channel_versions");
+
+        let mut nul_version = put();
+        nul_version
+            .new_versions
+            .insert(ch("a"), ChannelVersion::Str("1\0".into()));
+        assert_eq!(invalid_field(nul_version.validate()), "new_versions");
+
+        let mut node = put();
+        node.checkpoint
+            .versions_seen
+            .insert("no\0de".into(), IndexMap::new());
+        assert_eq!(invalid_field(node.validate()), "versions_seen");
+
+        let mut seen = put();
+        let mut versions = IndexMap::new();
+        versions.insert(ch("a"), ChannelVersion::Float(f64::NAN));
+        seen.checkpoint
+            .versions_seen
+            .insert("node".into(), versions);
+        assert_eq!(invalid_field(seen.validate()), "versions_seen");
+
+        let mut metadata = put();
+        metadata
+            .metadata
+            .0
+            .insert("source".into(), JsonValue::String("lo\0op".into()));
+        assert_eq!(invalid_field(metadata.validate()), "metadata");
     }
 
     #[test]

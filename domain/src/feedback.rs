@@ -116,6 +116,21 @@ impl NewFeedback {
     }
 }
 
+/// One feedback per run, by the rule every store applies to grouped listings: the latest
+/// `updated_at` wins, ties broken by the higher id.
+pub fn latest_per_run(rows: impl IntoIterator<Item = Feedback>) -> HashMap<RunId, Feedback> {
+    let mut out: HashMap<RunId, Feedback> = HashMap::new();
+    for f in rows {
+        let replace = out
+            .get(&f.run_id)
+            .is_none_or(|best| (f.updated_at, f.id) > (best.updated_at, best.id));
+        if replace {
+            out.insert(f.run_id.clone(), f);
+        }
+    }
+    out
+}
+
 /// Counts for one run, over every user's rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedbackStats {
@@ -203,5 +218,31 @@ mod tests {
         assert!(Rating::new(5).is_err());
         assert!(serde_json::from_str::<Rating>("2").is_err());
         assert_eq!(serde_json::to_string(&Rating::Negative).unwrap(), "-1");
+    }
+
+    #[test]
+    fn latest_per_run_keeps_the_newest_then_the_highest_id() {
+        let at = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        let row = |run: &str, id: u128, updated: i64| Feedback {
+            id: FeedbackId::from_uuid(uuid::Uuid::from_u128(id)),
+            thread_id: ThreadId::parse("t").unwrap(),
+            run_id: RunId::parse(run).unwrap(),
+            user_id: None,
+            message_id: None,
+            rating: Rating::Positive,
+            comment: None,
+            created_at: at(0),
+            updated_at: at(updated),
+        };
+        let got = latest_per_run([
+            row("r1", 1, 10),
+            row("r1", 2, 30),
+            row("r1", 3, 20),
+            row("r2", 5, 10),
+            row("r2", 4, 10),
+        ]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[&RunId::parse("r1").unwrap()].id.as_uuid().as_u128(), 2);
+        assert_eq!(got[&RunId::parse("r2").unwrap()].id.as_uuid().as_u128(), 5);
     }
 }

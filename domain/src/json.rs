@@ -6,3 +6,142 @@ pub type JsonObject = serde_json::Map<String, serde_json::Value>;
 
 /// Any JSON value.
 pub type JsonValue = serde_json::Value;
+
+use crate::error::{DomainError, DomainResult};
+
+// The rules every store applies before writing text or JSON. PostgreSQL's `TEXT` and `JSONB`
+// cannot hold U+0000, so every backend refuses it (with the same error) instead of letting
+// one database fail where another would accept.
+
+/// Refuses a U+0000 in free text (PostgreSQL `TEXT` cannot hold it); `field` names the input
+/// in the error.
+pub fn check_no_nul(field: &'static str, text: &str) -> DomainResult<()> {
+    if text.contains('\0') {
+        return Err(DomainError::invalid(field, "contains a NUL character"));
+    }
+    Ok(())
+}
+
+/// Refuses a U+0000 in any string or object key of a JSON value (PostgreSQL `JSONB` cannot
+/// hold it).
+pub fn check_json(field: &'static str, value: &JsonValue) -> DomainResult<()> {
+    match value {
+        JsonValue::String(s) => check_no_nul(field, s),
+        JsonValue::Array(items) => items.iter().try_for_each(|v| check_json(field, v)),
+        JsonValue::Object(map) => check_json_object(field, map),
+        JsonValue::Null | JsonValue::Bool(_) | JsonValue::Number(_) => Ok(()),
+    }
+}
+
+/// [`check_json`] for an object.
+pub fn check_json_object(field: &'static str, map: &JsonObject) -> DomainResult<()> {
+    for (k, v) in map {
+        check_no_nul(field, k)?;
+        check_json(field, v)?;
+    }
+    Ok(())
+}
+
+/// jsonb containment (`have @> want`, spec §4.7), the rule every store's checkpoint metadata
+/// filter follows: objects by subset, arrays by containing every wanted element, numbers by
+/// value, everything else by equality (so `true` never matches `1` and a wanted null matches
+/// only a stored null).
+pub fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
+    match (have, want) {
+        (JsonValue::Object(h), JsonValue::Object(w)) => w
+            .iter()
+            .all(|(k, wv)| h.get(k).is_some_and(|hv| json_contains(hv, wv))),
+        (JsonValue::Array(h), JsonValue::Array(w)) => {
+            w.iter().all(|wv| h.iter().any(|hv| json_contains(hv, wv)))
+        }
+        (JsonValue::Number(_), JsonValue::Number(_)) => crate::thread::json_scalar_eq(have, want),
+        _ => have == want,
+    }
+}
+
+/// Whether a metadata object contains every key of `filter` with a value that
+/// [contains](json_contains) the wanted one (checkpoint `list` filters).
+pub fn object_contains(metadata: &JsonObject, filter: &JsonObject) -> bool {
+    filter.iter().all(|(k, want)| {
+        metadata
+            .get(k)
+            .is_some_and(|have| json_contains(have, want))
+    })
+}
+
+/// Shallow merge of a metadata patch: patch keys replace stored keys (a null stores null),
+/// other keys stay. Every store applies `metadata_patch` updates this way.
+pub fn merge_patch(target: &mut JsonObject, patch: JsonObject) {
+    for (k, v) in patch {
+        target.insert(k, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn object(v: JsonValue) -> JsonObject {
+        match v {
+            JsonValue::Object(m) => m,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn nul_in_text_is_refused_with_the_field_name() {
+        assert!(check_no_nul("title", "plain text").is_ok());
+        let err = check_no_nul("title", "a\0b").unwrap_err();
+        assert!(
+            matches!(&err, DomainError::InvalidInput { field, reason }
+                if *field == "title" && reason == "contains a NUL character"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn nul_anywhere_in_json_is_refused() {
+        assert!(check_json("content", &json!({"a": [1, "x", null, {"b": true}]})).is_ok());
+        assert!(check_json("content", &json!("a\u{0}")).is_err());
+        assert!(check_json("content", &json!([["deep\u{0}"]])).is_err());
+        assert!(check_json("content", &json!({"k": {"x\u{0}": 1}})).is_err());
+        assert!(check_json_object("metadata", &object(json!({"a\u{0}": 1}))).is_err());
+        assert!(check_json_object("metadata", &object(json!({"a": {"b": "c\u{0}"}}))).is_err());
+        assert!(check_json_object("metadata", &object(json!({"a": 1.5}))).is_ok());
+    }
+
+    #[test]
+    fn containment_follows_jsonb() {
+        let have = object(
+            json!({"flag": true, "nothing": null, "obj": {"a": 1, "b": 2}, "lst": [1, 2, {"k": [3, 4]}], "step": 1}),
+        );
+        let f = |v: JsonValue| object_contains(&have, &object(v));
+        assert!(f(json!({"flag": true})));
+        assert!(!f(json!({"flag": 1})));
+        assert!(!f(json!({"missing": null})));
+        assert!(f(json!({"nothing": null})));
+        assert!(f(json!({"obj": {"b": 2, "a": 1}})));
+        assert!(f(json!({"obj": {"a": 1}})));
+        assert!(f(json!({"lst": [1]})));
+        assert!(f(json!({"lst": [{"k": [4]}]})));
+        assert!(!f(json!({"lst": [5]})));
+        assert!(f(json!({"step": 1.0})));
+        assert!(!f(json!({"step": "1"})));
+        assert!(f(json!({})));
+    }
+
+    #[test]
+    fn merge_patch_replaces_top_level_keys_and_keeps_the_rest() {
+        let mut target = object(json!({"a": 1, "b": {"x": 1}, "c": 3}));
+        merge_patch(
+            &mut target,
+            object(json!({"b": {"y": 2}, "c": null, "d": 4})),
+        );
+        assert_eq!(
+            JsonValue::Object(target),
+            json!({"a": 1, "b": {"y": 2}, "c": null, "d": 4})
+        );
+    }
+}

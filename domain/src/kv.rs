@@ -1,7 +1,10 @@
 //! A namespaced key-value store with optional TTL, in the spirit of LangGraph's `BaseStore`.
 
+use std::borrow::Borrow;
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, DomainResult};
@@ -144,6 +147,84 @@ pub struct NamespaceListing {
     pub offset: u64,
 }
 
+/// The latest year an item may expire in (RFC 3339 and both databases' text forms have
+/// four-digit years).
+pub const MAX_EXPIRY_YEAR: i32 = 9999;
+
+/// The expiry of an item written at `now` with `ttl_seconds`, by the rule every store applies
+/// before writing: `None` never expires; `Some(0)` is refused (an item that expires as it is
+/// written can never be read; pass `None` or delete the item); an expiry after the year
+/// [`MAX_EXPIRY_YEAR`] is refused.
+pub fn expiry(now: DateTime<Utc>, ttl_seconds: Option<u64>) -> DomainResult<Option<DateTime<Utc>>> {
+    let Some(ttl) = ttl_seconds else {
+        return Ok(None);
+    };
+    if ttl == 0 {
+        return Err(DomainError::invalid(
+            "ttl_seconds",
+            "must be at least 1; omit it for an item that never expires",
+        ));
+    }
+    let too_far = || {
+        DomainError::invalid(
+            "ttl_seconds",
+            format!("{ttl} seconds reaches past the year {MAX_EXPIRY_YEAR}"),
+        )
+    };
+    let at = i64::try_from(ttl)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(too_far)?;
+    if at.year() > MAX_EXPIRY_YEAR {
+        return Err(too_far());
+    }
+    Ok(Some(at))
+}
+
+impl NamespaceListing {
+    /// The rules every store applies before listing: prefix and suffix labels as in a
+    /// namespace, a `max_depth` of at least 1.
+    pub fn validate(&self) -> DomainResult<()> {
+        ItemNamespace::check_labels(&self.prefix)?;
+        ItemNamespace::check_labels(&self.suffix)?;
+        if self.max_depth == Some(0) {
+            return Err(DomainError::invalid("max_depth", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The listing every store answers, from the namespaces of live items under the prefix
+    /// (the store filters by prefix and liveness, as it can do that in its own query): keeps
+    /// those ending with the suffix, truncates them to `max_depth`, deduplicates, orders them by
+    /// their dot-joined text (what a SQL column of the joined namespace sorts by) and pages.
+    pub fn select<N: Borrow<ItemNamespace>>(
+        &self,
+        namespaces: impl IntoIterator<Item = N>,
+    ) -> DomainResult<Vec<ItemNamespace>> {
+        let mut found: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
+        for ns in namespaces {
+            let ns = ns.borrow();
+            if !ns.ends_with(&self.suffix) {
+                continue;
+            }
+            let labels = ns.labels();
+            let depth = self
+                .max_depth
+                .map_or(labels.len(), |d| labels.len().min(d as usize));
+            let truncated = labels[..depth].to_vec();
+            found.insert((truncated.join("."), truncated));
+        }
+        let skip = usize::try_from(self.offset).unwrap_or(usize::MAX);
+        found
+            .into_iter()
+            .skip(skip)
+            .take(self.limit.as_usize())
+            .map(|(_, labels)| ItemNamespace::parse(labels))
+            .collect()
+    }
+}
+
 /// The key-value port. Expired items are never returned; `sweep_expired` deletes them.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
@@ -179,6 +260,86 @@ mod tests {
 
     fn ns(l: &[&str]) -> DomainResult<ItemNamespace> {
         ItemNamespace::parse(l.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn expiry_rules() {
+        let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(expiry(now, None).unwrap(), None);
+        assert_eq!(
+            expiry(now, Some(90)).unwrap(),
+            Some(now + Duration::seconds(90))
+        );
+        for ttl in [0, u64::MAX, 400_000_000_000] {
+            let err = expiry(now, Some(ttl)).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    DomainError::InvalidInput {
+                        field: "ttl_seconds",
+                        ..
+                    }
+                ),
+                "{ttl}: {err:?}"
+            );
+        }
+        let last = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let secs = u64::try_from((last - now).num_seconds()).unwrap();
+        assert!(expiry(now, Some(secs)).is_ok());
+        assert!(expiry(now, Some(secs + 1)).is_err());
+    }
+
+    fn listing(
+        suffix: &[&str],
+        max_depth: Option<u32>,
+        limit: u32,
+        offset: u64,
+    ) -> NamespaceListing {
+        NamespaceListing {
+            prefix: Vec::new(),
+            suffix: suffix.iter().map(|s| s.to_string()).collect(),
+            max_depth,
+            limit: Limit::new(limit).unwrap(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn namespace_listing_filters_truncates_dedupes_orders_and_pages() {
+        let all = [
+            ns(&["b", "x", "m"]).unwrap(),
+            ns(&["a", "y"]).unwrap(),
+            ns(&["a", "x", "m"]).unwrap(),
+            ns(&["a-z"]).unwrap(),
+            ns(&["a", "x", "n"]).unwrap(),
+        ];
+        let joined =
+            |v: Vec<ItemNamespace>| v.iter().map(ItemNamespace::joined).collect::<Vec<_>>();
+        assert_eq!(
+            joined(listing(&[], Some(2), 10, 0).select(&all).unwrap()),
+            ["a-z", "a.x", "a.y", "b.x"]
+        );
+        assert_eq!(
+            joined(listing(&["m"], None, 10, 0).select(&all).unwrap()),
+            ["a.x.m", "b.x.m"]
+        );
+        assert_eq!(
+            joined(listing(&[], Some(1), 1, 1).select(&all).unwrap()),
+            ["a-z"]
+        );
+        assert!(listing(&[], Some(1), 10, 0).validate().is_ok());
+        assert!(matches!(
+            listing(&[], Some(0), 10, 0).validate(),
+            Err(DomainError::InvalidInput {
+                field: "max_depth",
+                ..
+            })
+        ));
+        assert!(listing(&["a.b"], None, 10, 0).validate().is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{EventCategory, EventType, RunId, ThreadId, UserId};
-use crate::json::{JsonObject, JsonValue};
+use crate::json::{JsonObject, JsonValue, check_json, check_json_object};
 use crate::paging::{Limit, SeqPage};
 use crate::scope::UserScope;
 
@@ -152,6 +152,20 @@ pub fn validate_batch(events: &[NewRunEvent]) -> DomainResult<()> {
     Ok(())
 }
 
+/// The rules every store applies before appending a batch: [`validate_batch`], then no U+0000
+/// in any event's `content` or `metadata`; afterwards each event gets the trace-truncation rule
+/// ([`NewRunEvent::truncate_trace`]) with the store's `max_trace_content`. Runs before anything
+/// is written, so a refused batch writes nothing.
+pub fn prepare_batch(events: &mut [NewRunEvent], max_trace_content: usize) -> DomainResult<()> {
+    validate_batch(events)?;
+    for e in events.iter_mut() {
+        check_json("content", &e.content)?;
+        check_json_object("metadata", &e.metadata)?;
+        e.truncate_trace(max_trace_content);
+    }
+    Ok(())
+}
+
 /// `list_events` arguments (spec §1.3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventQuery {
@@ -267,6 +281,48 @@ mod tests {
             EventCategory::parse(category).unwrap(),
         )
         .with_content(content)
+    }
+
+    #[test]
+    fn prepare_batch_checks_thread_and_nul_then_truncates_traces() {
+        let mut ok = vec![
+            ev("trace", json!("a".repeat(20))),
+            ev("message", json!({"k": "v"})),
+        ];
+        prepare_batch(&mut ok, 10).unwrap();
+        assert_eq!(ok[0].content, json!("a".repeat(10)));
+        assert_eq!(ok[1].content, json!({"k": "v"}));
+
+        let mut nul_content = vec![ev("message", json!(["x\u{0}"]))];
+        assert!(matches!(
+            prepare_batch(&mut nul_content, 10),
+            Err(DomainError::InvalidInput {
+                field: "content",
+                ..
+            })
+        ));
+
+        let mut meta = JsonObject::new();
+        meta.insert("k\u{0}".into(), json!(1));
+        let mut nul_meta = vec![ev("message", json!("x")).with_metadata(meta)];
+        assert!(matches!(
+            prepare_batch(&mut nul_meta, 10),
+            Err(DomainError::InvalidInput {
+                field: "metadata",
+                ..
+            })
+        ));
+
+        let mut other = ev("message", json!("x"));
+        other.thread_id = ThreadId::parse("t-2").unwrap();
+        let mut mixed = vec![ev("message", json!("x")), other];
+        assert!(matches!(
+            prepare_batch(&mut mixed, 10),
+            Err(DomainError::InvalidInput {
+                field: "thread_id",
+                ..
+            })
+        ));
     }
 
     #[test]

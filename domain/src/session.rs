@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SessionId, UserId};
-use crate::json::JsonObject;
+use crate::json::{JsonObject, check_json_object, merge_patch};
 use crate::paging::{OffsetPage, Page};
 use crate::scope::UserScope;
 
@@ -102,6 +102,17 @@ impl CheckpointPolicy {
         self.retention_seconds.map(Duration::seconds)
     }
 
+    /// Re-checks a policy whose fields are public and may have bypassed [`CheckpointPolicy::new`]
+    /// (every store does before writing one).
+    pub fn validate(&self) -> DomainResult<()> {
+        Self::new(
+            self.max_checkpoints_per_thread,
+            self.retention_seconds,
+            self.exempt_snapshots,
+        )
+        .map(|_| ())
+    }
+
     /// True when the policy removes nothing.
     pub fn is_unbounded(&self) -> bool {
         self.max_checkpoints_per_thread.is_none() && self.retention_seconds.is_none()
@@ -127,6 +138,19 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     /// Last changed (UTC).
     pub updated_at: DateTime<Utc>,
+}
+
+impl Session {
+    /// The rules every store applies before creating a session: the title
+    /// ([`validate_title`]), the policy ([`CheckpointPolicy::validate`]) and no U+0000 in the
+    /// metadata.
+    pub fn validate_for_write(&self) -> DomainResult<()> {
+        if let Some(t) = &self.title {
+            validate_title(t)?;
+        }
+        self.checkpoint_policy.validate()?;
+        check_json_object("metadata", &self.metadata)
+    }
 }
 
 /// The longest session title, in characters.
@@ -157,6 +181,41 @@ pub struct SessionUpdate {
     pub status: Option<SessionStatus>,
     /// New policy.
     pub checkpoint_policy: Option<CheckpointPolicy>,
+}
+
+impl SessionUpdate {
+    /// The rules every store applies before an update: the new title and policy as on create,
+    /// no U+0000 in the metadata patch.
+    pub fn validate(&self) -> DomainResult<()> {
+        if let Some(Some(t)) = &self.title {
+            validate_title(t)?;
+        }
+        if let Some(p) = &self.checkpoint_policy {
+            p.validate()?;
+        }
+        if let Some(patch) = &self.metadata_patch {
+            check_json_object("metadata_patch", patch)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the update to `session` as every store does: set fields replace, the metadata
+    /// patch merges shallowly ([`merge_patch`]), and `updated_at` becomes `now`.
+    pub fn apply_to(self, session: &mut Session, now: DateTime<Utc>) {
+        if let Some(title) = self.title {
+            session.title = title;
+        }
+        if let Some(patch) = self.metadata_patch {
+            merge_patch(&mut session.metadata, patch);
+        }
+        if let Some(status) = self.status {
+            session.status = status;
+        }
+        if let Some(policy) = self.checkpoint_policy {
+            session.checkpoint_policy = policy;
+        }
+        session.updated_at = now;
+    }
 }
 
 /// `list` filters.
@@ -208,6 +267,92 @@ mod tests {
         assert!(!p.is_unbounded());
         assert!(CheckpointPolicy::default().is_unbounded());
         assert!(CheckpointPolicy::default().exempt_snapshots);
+    }
+
+    fn session() -> Session {
+        let at = DateTime::from_timestamp(0, 0).unwrap();
+        Session {
+            id: SessionId::parse("s").unwrap(),
+            owner: None,
+            title: Some("t".into()),
+            metadata: JsonObject::new(),
+            status: SessionStatus::Active,
+            checkpoint_policy: CheckpointPolicy::default(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn field(r: DomainResult<()>) -> &'static str {
+        match r {
+            Err(DomainError::InvalidInput { field, .. }) => field,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn write_rules_check_title_policy_and_metadata() {
+        assert!(session().validate_for_write().is_ok());
+        let mut s = session();
+        s.title = Some("x".repeat(MAX_TITLE_CHARS + 1));
+        assert_eq!(field(s.validate_for_write()), "title");
+        let mut s = session();
+        s.checkpoint_policy.max_checkpoints_per_thread = Some(0);
+        assert_eq!(field(s.validate_for_write()), "max_checkpoints_per_thread");
+        let mut s = session();
+        s.metadata.insert("k".into(), "v\u{0}".into());
+        assert_eq!(field(s.validate_for_write()), "metadata");
+
+        assert!(SessionUpdate::default().validate().is_ok());
+        let bad_title = SessionUpdate {
+            title: Some(Some("a\u{0}".into())),
+            ..SessionUpdate::default()
+        };
+        assert_eq!(field(bad_title.validate()), "title");
+        let cleared_title = SessionUpdate {
+            title: Some(None),
+            ..SessionUpdate::default()
+        };
+        assert!(cleared_title.validate().is_ok());
+        let bad_policy = SessionUpdate {
+            checkpoint_policy: Some(CheckpointPolicy {
+                retention_seconds: Some(-1),
+                ..CheckpointPolicy::default()
+            }),
+            ..SessionUpdate::default()
+        };
+        assert_eq!(field(bad_policy.validate()), "retention_seconds");
+        let mut patch = JsonObject::new();
+        patch.insert("k\u{0}".into(), 1.into());
+        let bad_patch = SessionUpdate {
+            metadata_patch: Some(patch),
+            ..SessionUpdate::default()
+        };
+        assert_eq!(field(bad_patch.validate()), "metadata_patch");
+    }
+
+    #[test]
+    fn update_sets_given_fields_merges_metadata_and_stamps_the_time() {
+        let mut s = session();
+        s.metadata.insert("keep".into(), 1.into());
+        s.metadata.insert("replace".into(), 1.into());
+        let mut patch = JsonObject::new();
+        patch.insert("replace".into(), 2.into());
+        let later = DateTime::from_timestamp(60, 0).unwrap();
+        SessionUpdate {
+            title: Some(None),
+            metadata_patch: Some(patch),
+            status: Some(SessionStatus::Archived),
+            checkpoint_policy: None,
+        }
+        .apply_to(&mut s, later);
+        assert_eq!(s.title, None);
+        assert_eq!(s.status, SessionStatus::Archived);
+        assert_eq!(s.checkpoint_policy, CheckpointPolicy::default());
+        assert_eq!(s.metadata.get("keep"), Some(&1.into()));
+        assert_eq!(s.metadata.get("replace"), Some(&2.into()));
+        assert_eq!(s.updated_at, later);
+        assert_eq!(s.created_at, DateTime::from_timestamp(0, 0).unwrap());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SessionId, ThreadId, UserId};
-use crate::json::{JsonObject, JsonValue};
+use crate::json::{JsonObject, JsonValue, check_json_object, merge_patch};
 use crate::paging::{OffsetPage, Page};
 use crate::scope::UserScope;
 
@@ -123,6 +123,29 @@ impl NewThread {
         validate_short_text("assistant_id", self.assistant_id.as_deref(), 128)?;
         validate_short_text("display_name", self.display_name.as_deref(), 256)
     }
+
+    /// The thread every store creates from these fields: owned by `owner` (the scope's user),
+    /// status [`ThreadStatus::Idle`], created and last changed at `now`.
+    pub fn into_thread(self, owner: Option<UserId>, now: DateTime<Utc>) -> Thread {
+        Thread {
+            id: self.id,
+            session_id: self.session_id,
+            owner,
+            assistant_id: self.assistant_id,
+            display_name: self.display_name,
+            status: ThreadStatus::Idle,
+            metadata: self.metadata,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The rules every store applies before creating a thread: [`NewThread::validate`], then no
+    /// U+0000 in the metadata.
+    pub fn validate_for_write(&self) -> DomainResult<()> {
+        self.validate()?;
+        check_json_object("metadata", &self.metadata)
+    }
 }
 
 /// Checks an optional free-text field: bounded, no NUL.
@@ -160,6 +183,44 @@ pub struct ThreadUpdate {
     pub owner: Option<Option<UserId>>,
     /// Advance `updated_at` (false for pin/unpin).
     pub touch: bool,
+}
+
+impl ThreadUpdate {
+    /// The rules every store applies before an update: the display name as on create, no
+    /// U+0000 in the metadata patch.
+    pub fn validate(&self) -> DomainResult<()> {
+        if let Some(name) = &self.display_name {
+            validate_short_text("display_name", name.as_deref(), 256)?;
+        }
+        if let Some(patch) = &self.metadata_patch {
+            check_json_object("metadata_patch", patch)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the update to `thread` as every store does: set fields replace, the metadata
+    /// patch merges shallowly ([`merge_patch`]), and `updated_at` becomes `now` only when
+    /// `touch` is set. Whether a new session exists is the store's check, made before.
+    pub fn apply_to(self, thread: &mut Thread, now: DateTime<Utc>) {
+        if let Some(name) = self.display_name {
+            thread.display_name = name;
+        }
+        if let Some(status) = self.status {
+            thread.status = status;
+        }
+        if let Some(patch) = self.metadata_patch {
+            merge_patch(&mut thread.metadata, patch);
+        }
+        if let Some(session) = self.session_id {
+            thread.session_id = session;
+        }
+        if let Some(owner) = self.owner {
+            thread.owner = owner;
+        }
+        if self.touch {
+            thread.updated_at = now;
+        }
+    }
 }
 
 /// An exact-match metadata filter for thread search (spec §6.4). Not LangGraph's checkpoint
@@ -300,6 +361,98 @@ mod tests {
 
     fn obj(v: JsonValue) -> JsonObject {
         v.as_object().unwrap().clone()
+    }
+
+    fn thread() -> Thread {
+        let at = DateTime::from_timestamp(0, 0).unwrap();
+        Thread {
+            id: ThreadId::parse("t").unwrap(),
+            session_id: None,
+            owner: None,
+            assistant_id: None,
+            display_name: Some("name".into()),
+            status: ThreadStatus::Idle,
+            metadata: obj(json!({"keep": 1, "replace": 1})),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn field(r: DomainResult<()>) -> &'static str {
+        match r {
+            Err(DomainError::InvalidInput { field, .. }) => field,
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn write_rules_check_text_fields_and_metadata() {
+        let mut new = NewThread::with_id(ThreadId::parse("t").unwrap());
+        assert!(new.validate_for_write().is_ok());
+        new.metadata = obj(json!({"k": ["v\u{0}"]}));
+        assert_eq!(field(new.validate_for_write()), "metadata");
+        new.metadata = JsonObject::new();
+        new.assistant_id = Some("a".repeat(129));
+        assert_eq!(field(new.validate_for_write()), "assistant_id");
+
+        assert!(ThreadUpdate::default().validate().is_ok());
+        let long_name = ThreadUpdate {
+            display_name: Some(Some("n".repeat(257))),
+            ..ThreadUpdate::default()
+        };
+        assert_eq!(field(long_name.validate()), "display_name");
+        let bad_patch = ThreadUpdate {
+            metadata_patch: Some(obj(json!({"k\u{0}": 1}))),
+            ..ThreadUpdate::default()
+        };
+        assert_eq!(field(bad_patch.validate()), "metadata_patch");
+    }
+
+    #[test]
+    fn a_new_thread_starts_idle_owned_and_stamped() {
+        let at = DateTime::from_timestamp(5, 0).unwrap();
+        let mut new = NewThread::with_id(ThreadId::parse("t").unwrap());
+        new.display_name = Some("n".into());
+        new.metadata = obj(json!({"k": 1}));
+        let owner = Some(UserId::parse("u").unwrap());
+        let t = new.into_thread(owner.clone(), at);
+        assert_eq!(t.id, ThreadId::parse("t").unwrap());
+        assert_eq!((t.owner, t.status), (owner, ThreadStatus::Idle));
+        assert_eq!(t.display_name.as_deref(), Some("n"));
+        assert_eq!(JsonValue::Object(t.metadata), json!({"k": 1}));
+        assert_eq!((t.created_at, t.updated_at), (at, at));
+    }
+
+    #[test]
+    fn update_sets_given_fields_and_touches_only_when_asked() {
+        let later = DateTime::from_timestamp(60, 0).unwrap();
+        let mut t = thread();
+        ThreadUpdate {
+            display_name: Some(None),
+            status: Some(ThreadStatus::Running),
+            metadata_patch: Some(obj(json!({"replace": 2, "new": null}))),
+            session_id: Some(Some(SessionId::parse("s").unwrap())),
+            owner: Some(Some(UserId::parse("u").unwrap())),
+            touch: false,
+        }
+        .apply_to(&mut t, later);
+        assert_eq!(t.display_name, None);
+        assert_eq!(t.status, ThreadStatus::Running);
+        assert_eq!(
+            JsonValue::Object(t.metadata.clone()),
+            json!({"keep": 1, "replace": 2, "new": null})
+        );
+        assert_eq!(t.session_id, Some(SessionId::parse("s").unwrap()));
+        assert_eq!(t.owner, Some(UserId::parse("u").unwrap()));
+        assert_eq!(t.updated_at, DateTime::from_timestamp(0, 0).unwrap());
+
+        ThreadUpdate {
+            touch: true,
+            ..ThreadUpdate::default()
+        }
+        .apply_to(&mut t, later);
+        assert_eq!(t.updated_at, later);
+        assert_eq!(t.status, ThreadStatus::Running);
     }
 
     #[test]

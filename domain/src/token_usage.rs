@@ -33,6 +33,10 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
+    /// The largest token count accepted: a quarter of what a signed 64-bit column holds, so
+    /// sums over many records still fit.
+    pub const MAX_COUNT: u64 = i64::MAX as u64 / 4;
+
     /// A record; a reported total of 0 becomes prompt + completion (spec §2.6). Counts are
     /// bounded to what a signed 64-bit column holds.
     #[allow(clippy::too_many_arguments)]
@@ -47,19 +51,7 @@ impl TokenUsage {
         reported_total: u64,
         recorded_at: DateTime<Utc>,
     ) -> DomainResult<Self> {
-        let limit = i64::MAX as u64 / 4;
-        for (field, v) in [
-            ("prompt_tokens", prompt_tokens),
-            ("completion_tokens", completion_tokens),
-            ("total_tokens", reported_total),
-        ] {
-            if v > limit {
-                return Err(DomainError::invalid(
-                    field,
-                    format!("{v} is not a plausible token count"),
-                ));
-            }
-        }
+        check_counts(prompt_tokens, completion_tokens, reported_total)?;
         let total_tokens = if reported_total == 0 {
             prompt_tokens + completion_tokens
         } else {
@@ -78,6 +70,33 @@ impl TokenUsage {
             recorded_at,
         })
     }
+
+    /// The rule every store applies before writing a record (its fields are public and may
+    /// have bypassed [`TokenUsage::new`]): no count above [`TokenUsage::MAX_COUNT`].
+    pub fn validate(&self) -> DomainResult<()> {
+        check_counts(
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.total_tokens,
+        )
+    }
+}
+
+/// Refuses a count above [`TokenUsage::MAX_COUNT`], naming the field.
+fn check_counts(prompt: u64, completion: u64, total: u64) -> DomainResult<()> {
+    for (field, v) in [
+        ("prompt_tokens", prompt),
+        ("completion_tokens", completion),
+        ("total_tokens", total),
+    ] {
+        if v > TokenUsage::MAX_COUNT {
+            return Err(DomainError::invalid(
+                field,
+                format!("{v} is not a plausible token count"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Which records a statistics query covers. All conditions are ANDed; times are inclusive
@@ -159,5 +178,31 @@ mod tests {
             TokenUsage::new(None, None, None, None, m.clone(), 100, 50, 170, Utc::now()).unwrap();
         assert_eq!(u.total_tokens, 170);
         assert!(TokenUsage::new(None, None, None, None, m, u64::MAX, 0, 0, Utc::now()).is_err());
+    }
+
+    #[test]
+    fn validate_refuses_counts_set_past_the_constructor() {
+        let m = ModelName::parse("m").unwrap();
+        let mut u = TokenUsage::new(None, None, None, None, m, 1, 2, 0, Utc::now()).unwrap();
+        assert!(u.validate().is_ok());
+        u.completion_tokens = TokenUsage::MAX_COUNT;
+        assert!(u.validate().is_ok());
+        u.completion_tokens = TokenUsage::MAX_COUNT + 1;
+        assert!(matches!(
+            u.validate(),
+            Err(DomainError::InvalidInput {
+                field: "completion_tokens",
+                ..
+            })
+        ));
+        u.completion_tokens = 2;
+        u.total_tokens = u64::MAX;
+        assert!(matches!(
+            u.validate(),
+            Err(DomainError::InvalidInput {
+                field: "total_tokens",
+                ..
+            })
+        ));
     }
 }

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use waymark_domain::branch::{Branch, BranchRepository, Snapshot, SnapshotRepository};
 use waymark_domain::{BranchId, DomainError, DomainResult, SnapshotId, ThreadId};
 
-use super::{Shared, check_json_object, check_no_nul};
+use super::Shared;
+use waymark_domain::json::{check_json_object, check_no_nul};
 
 /// The in-memory [`BranchRepository`].
 pub struct MemoryBranchRepository {

@@ -43,27 +43,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use indexmap::IndexMap;
 use waymark_domain::checkpoint::{
-    ChannelVersion, ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointPut,
-    CheckpointQuery, CheckpointRef, CheckpointRepository, CheckpointSummary, CheckpointTuple,
-    PendingWrite, PruneStrategy, TypedValue, WriteBatch, sort_pending_writes,
+    ChannelVersion, Checkpoint, CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef,
+    CheckpointRepository, CheckpointSummary, CheckpointTuple, PendingWrite, PruneStrategy,
+    TypedValue, WriteBatch, sort_pending_writes,
 };
 use waymark_domain::{
-    ChannelName, CheckpointId, CheckpointNamespace, DomainError, DomainResult, JsonValue, RunId,
-    TaskId, ThreadId,
+    ChannelName, CheckpointId, CheckpointNamespace, DomainResult, RunId, TaskId, ThreadId,
 };
 
-use super::{Shared, check_json_object, check_no_nul};
-
-/// The top-level checkpoint keys the model names; `extra` may not repeat them.
-const MODELLED_KEYS: [&str; 7] = [
-    "v",
-    "id",
-    "ts",
-    "channel_values",
-    "channel_versions",
-    "versions_seen",
-    "updated_channels",
-];
+use super::Shared;
+use waymark_domain::json::{check_no_nul, object_contains};
 
 /// The channel of legacy `Send` packets (prune's v < 4 parent rule).
 const TASKS_CHANNEL: &str = "__pregel_tasks";
@@ -407,79 +396,6 @@ impl CheckpointTables {
     }
 }
 
-/// Checks one put before anything is stored.
-fn validate_put(put: &CheckpointPut) -> DomainResult<()> {
-    let cp = &put.checkpoint;
-    if put.parent_id.as_ref() == Some(&cp.id) {
-        return Err(DomainError::invalid(
-            "parent_id",
-            format!("checkpoint {} cannot be its own parent", cp.id),
-        ));
-    }
-    for key in cp.extra.keys() {
-        if key.is_empty() || MODELLED_KEYS.contains(&key.as_str()) {
-            return Err(DomainError::invalid(
-                "checkpoint",
-                format!("extra key {key:?} is empty or repeats a modelled checkpoint key"),
-            ));
-        }
-        check_no_nul("checkpoint", key)?;
-    }
-    check_no_nul("ts", &cp.ts)?;
-    check_versions("channel_versions", &cp.channel_versions)?;
-    check_versions("new_versions", &put.new_versions)?;
-    for (node, versions) in &cp.versions_seen {
-        check_no_nul("versions_seen", node)?;
-        check_versions("versions_seen", versions)?;
-    }
-    check_json_object("metadata", &put.metadata.0)
-}
-
-/// Versions must have a finite float and NUL-free text (both databases store them as text).
-fn check_versions(field: &'static str, versions: &ChannelVersions) -> DomainResult<()> {
-    for (channel, version) in versions {
-        match version {
-            ChannelVersion::Float(f) if !f.is_finite() => {
-                return Err(DomainError::invalid(
-                    field,
-                    format!("version of {channel} is not a finite number"),
-                ));
-            }
-            ChannelVersion::Str(s) => check_no_nul(field, s)?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// jsonb containment (`have @> want`, spec §4.7): objects by subset, arrays by containing every
-/// wanted element, numbers by value, everything else by equality (so `true` never matches `1`
-/// and a wanted null matches only a stored null).
-pub(crate) fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
-    match (have, want) {
-        (JsonValue::Object(h), JsonValue::Object(w)) => w
-            .iter()
-            .all(|(k, wv)| h.get(k).is_some_and(|hv| json_contains(hv, wv))),
-        (JsonValue::Array(h), JsonValue::Array(w)) => {
-            w.iter().all(|wv| h.iter().any(|hv| json_contains(hv, wv)))
-        }
-        (JsonValue::Number(_), JsonValue::Number(_)) => {
-            waymark_domain::thread::json_scalar_eq(have, want)
-        }
-        _ => have == want,
-    }
-}
-
-/// Whether stored metadata contains the filter object.
-fn metadata_matches(metadata: &CheckpointMetadata, filter: &waymark_domain::JsonObject) -> bool {
-    filter.iter().all(|(k, want)| {
-        metadata
-            .0
-            .get(k)
-            .is_some_and(|have| json_contains(have, want))
-    })
-}
-
 /// The in-memory [`CheckpointRepository`].
 pub struct MemoryCheckpointRepository {
     shared: Arc<Shared>,
@@ -506,7 +422,7 @@ impl CheckpointRepository for MemoryCheckpointRepository {
     }
 
     async fn put_many(&self, puts: Vec<CheckpointPut>) -> DomainResult<Vec<CheckpointRef>> {
-        puts.iter().try_for_each(validate_put)?;
+        puts.iter().try_for_each(CheckpointPut::validate)?;
         let refs: Vec<CheckpointRef> = puts.iter().map(reference).collect();
         let mut state = self.shared.lock();
         for put in puts {
@@ -583,7 +499,7 @@ impl CheckpointRepository for MemoryCheckpointRepository {
                 for (id, row) in &ns.checkpoints {
                     if query.checkpoint_id.as_ref().is_some_and(|c| c != id)
                         || query.before.as_ref().is_some_and(|b| id >= b)
-                        || !metadata_matches(&row.metadata, &query.filter)
+                        || !object_contains(&row.metadata.0, &query.filter)
                     {
                         continue;
                     }
@@ -1196,24 +1112,5 @@ mod tests {
         assert_eq!(s.stored_bytes, Some(16));
         assert_eq!((s.oldest, s.newest), (Some(id("c1")), Some(id("c2"))));
         assert_eq!(repo.summary(&thread("none")).await.unwrap().checkpoints, 0);
-    }
-
-    #[test]
-    fn containment_follows_jsonb() {
-        let have = json!({"flag": true, "nothing": null, "obj": {"a": 1, "b": 2}, "lst": [1, 2, {"k": [3, 4]}], "step": 1});
-        let m = meta(have);
-        let f = |v: serde_json::Value| metadata_matches(&m, v.as_object().unwrap());
-        assert!(f(json!({"flag": true})));
-        assert!(!f(json!({"flag": 1})));
-        assert!(!f(json!({"missing": null})));
-        assert!(f(json!({"nothing": null})));
-        assert!(f(json!({"obj": {"b": 2, "a": 1}})));
-        assert!(f(json!({"obj": {"a": 1}})));
-        assert!(f(json!({"lst": [1]})));
-        assert!(f(json!({"lst": [{"k": [4]}]})));
-        assert!(!f(json!({"lst": [5]})));
-        assert!(f(json!({"step": 1.0})));
-        assert!(!f(json!({"step": "1"})));
-        assert!(f(json!({})));
     }
 }

@@ -13,7 +13,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use waymark_domain::feedback::{Feedback, FeedbackRepository, FeedbackStats, NewFeedback, Rating};
+use waymark_domain::feedback::{
+    Feedback, FeedbackRepository, FeedbackStats, NewFeedback, Rating, latest_per_run,
+};
 use waymark_domain::paging::{Limit, Page};
 use waymark_domain::{DomainError, DomainResult, FeedbackId, RunId, ThreadId, UserId, UserScope};
 
@@ -81,20 +83,6 @@ fn listed<'a>(
         .collect();
     rows.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
     rows
-}
-
-/// One row per run: the latest `updated_at`, ties to the greatest id.
-fn grouped<'a>(rows: impl Iterator<Item = &'a Feedback>) -> HashMap<RunId, Feedback> {
-    let mut out: HashMap<RunId, Feedback> = HashMap::new();
-    for f in rows {
-        let replace = out
-            .get(&f.run_id)
-            .is_none_or(|best| (f.updated_at, f.id) > (best.updated_at, best.id));
-        if replace {
-            out.insert(f.run_id.clone(), f.clone());
-        }
-    }
-    out
 }
 
 fn page(rows: Vec<&Feedback>, limit: Limit) -> Page<Feedback> {
@@ -192,7 +180,9 @@ impl FeedbackRepository for MemoryFeedbackRepository {
         thread_id: &ThreadId,
     ) -> DomainResult<HashMap<RunId, Feedback>> {
         let state = self.shared.lock();
-        Ok(grouped(listed(&state, scope, thread_id, None).into_iter()))
+        Ok(latest_per_run(
+            listed(&state, scope, thread_id, None).into_iter().cloned(),
+        ))
     }
 
     async fn list_by_run_ids(
@@ -206,10 +196,11 @@ impl FeedbackRepository for MemoryFeedbackRepository {
         }
         let wanted: HashSet<RunId> = run_ids.into_iter().collect();
         let state = self.shared.lock();
-        Ok(grouped(
+        Ok(latest_per_run(
             listed(&state, scope, thread_id, None)
                 .into_iter()
-                .filter(|f| wanted.contains(&f.run_id)),
+                .filter(|f| wanted.contains(&f.run_id))
+                .cloned(),
         ))
     }
 

@@ -13,19 +13,18 @@
 //!   value, `true` never `1`); `list_namespaces` truncates to `max_depth` (at least 1), then
 //!   deduplicates, sorts and pages.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Datelike, Duration, Utc};
-use waymark_domain::kv::{Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing};
+use chrono::{DateTime, Utc};
+use waymark_domain::kv::{
+    Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing, expiry,
+};
 use waymark_domain::thread::json_scalar_eq;
-use waymark_domain::{DomainError, DomainResult, ItemKey, JsonObject};
+use waymark_domain::{DomainResult, ItemKey, JsonObject};
 
-use super::{Shared, check_json_object};
-
-/// The latest year an item may expire in.
-pub const MAX_EXPIRY_YEAR: i32 = 9999;
+use super::Shared;
+use waymark_domain::json::check_json_object;
 
 /// The in-memory [`KeyValueRepository`].
 pub struct MemoryKeyValueRepository {
@@ -36,34 +35,6 @@ impl MemoryKeyValueRepository {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
     }
-}
-
-/// The expiry of an item written at `now` with `ttl_seconds`.
-fn expiry(now: DateTime<Utc>, ttl_seconds: Option<u64>) -> DomainResult<Option<DateTime<Utc>>> {
-    let Some(ttl) = ttl_seconds else {
-        return Ok(None);
-    };
-    if ttl == 0 {
-        return Err(DomainError::invalid(
-            "ttl_seconds",
-            "must be at least 1; omit it for an item that never expires",
-        ));
-    }
-    let too_far = || {
-        DomainError::invalid(
-            "ttl_seconds",
-            format!("{ttl} seconds reaches past the year {MAX_EXPIRY_YEAR}"),
-        )
-    };
-    let at = i64::try_from(ttl)
-        .ok()
-        .and_then(Duration::try_seconds)
-        .and_then(|d| now.checked_add_signed(d))
-        .ok_or_else(too_far)?;
-    if at.year() > MAX_EXPIRY_YEAR {
-        return Err(too_far());
-    }
-    Ok(Some(at))
 }
 
 fn is_live(item: &Item, now: DateTime<Utc>) -> bool {
@@ -152,33 +123,17 @@ impl KeyValueRepository for MemoryKeyValueRepository {
     }
 
     async fn list_namespaces(&self, query: &NamespaceListing) -> DomainResult<Vec<ItemNamespace>> {
-        ItemNamespace::check_labels(&query.prefix)?;
-        ItemNamespace::check_labels(&query.suffix)?;
-        if query.max_depth == Some(0) {
-            return Err(DomainError::invalid("max_depth", "must be at least 1"));
-        }
+        query.validate()?;
         let now = self.shared.now();
         let state = self.shared.lock();
-        let mut found: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
-        for item in state.items.values().filter(|i| is_live(i, now)) {
-            let ns = &item.namespace;
-            if !ns.starts_with(&query.prefix) || !ns.ends_with(&query.suffix) {
-                continue;
-            }
-            let labels = ns.labels();
-            let depth = query
-                .max_depth
-                .map_or(labels.len(), |d| labels.len().min(d as usize));
-            let truncated = labels[..depth].to_vec();
-            found.insert((truncated.join("."), truncated));
-        }
-        let skip = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        found
-            .into_iter()
-            .skip(skip)
-            .take(query.limit.as_usize())
-            .map(|(_, labels)| ItemNamespace::parse(labels))
-            .collect()
+        query.select(
+            state
+                .items
+                .values()
+                .filter(|i| is_live(i, now))
+                .map(|i| &i.namespace)
+                .filter(|ns| ns.starts_with(&query.prefix)),
+        )
     }
 
     async fn sweep_expired(&self) -> DomainResult<u64> {
@@ -194,7 +149,7 @@ impl KeyValueRepository for MemoryKeyValueRepository {
 mod tests {
     use super::*;
     use crate::memory::MemoryBackend;
-    use chrono::TimeZone;
+    use chrono::{Duration, TimeZone};
     use serde_json::json;
     use waymark_domain::clock::ManualClock;
     use waymark_domain::paging::Limit;

@@ -56,19 +56,20 @@ use waymark_domain::session::Session;
 use waymark_domain::thread::Thread;
 use waymark_domain::token_usage::TokenUsage;
 use waymark_domain::{
-    BranchId, DomainError, DomainResult, FeedbackId, ItemKey, JsonObject, JsonValue, SessionId,
-    SnapshotId, Stores, ThreadId, UsageRecordId,
+    BranchId, FeedbackId, ItemKey, SessionId, SnapshotId, Stores, ThreadId, UsageRecordId,
 };
 
 pub use branches::{MemoryBranchRepository, MemorySnapshotRepository};
 pub use chat_streams::MemoryChatStreamRepository;
 pub use checkpoints::MemoryCheckpointRepository;
 pub use feedback::MemoryFeedbackRepository;
-pub use items::{MAX_EXPIRY_YEAR, MemoryKeyValueRepository};
+pub use items::MemoryKeyValueRepository;
 pub use run_events::MemoryRunEventRepository;
 pub use sessions::MemorySessionRepository;
 pub use threads::MemoryThreadRepository;
 pub use token_usage::MemoryTokenUsageRepository;
+/// The latest year an item may expire in (kept here for callers of the earlier path).
+pub use waymark_domain::kv::MAX_EXPIRY_YEAR;
 
 /// Tunables of the in-memory backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,41 +201,6 @@ impl State {
     }
 }
 
-/// Refuses a U+0000 in free text (PostgreSQL `TEXT` cannot hold it).
-pub(crate) fn check_no_nul(field: &'static str, text: &str) -> DomainResult<()> {
-    if text.contains('\0') {
-        return Err(DomainError::invalid(field, "contains a NUL character"));
-    }
-    Ok(())
-}
-
-/// Refuses a U+0000 in any string or object key of a JSON value (PostgreSQL `JSONB` cannot
-/// hold it).
-pub(crate) fn check_json(field: &'static str, value: &JsonValue) -> DomainResult<()> {
-    match value {
-        JsonValue::String(s) => check_no_nul(field, s),
-        JsonValue::Array(items) => items.iter().try_for_each(|v| check_json(field, v)),
-        JsonValue::Object(map) => check_json_object(field, map),
-        JsonValue::Null | JsonValue::Bool(_) | JsonValue::Number(_) => Ok(()),
-    }
-}
-
-/// [`check_json`] for an object.
-pub(crate) fn check_json_object(field: &'static str, map: &JsonObject) -> DomainResult<()> {
-    for (k, v) in map {
-        check_no_nul(field, k)?;
-        check_json(field, v)?;
-    }
-    Ok(())
-}
-
-/// Shallow merge: patch keys replace stored keys (a null stores null), other keys stay.
-pub(crate) fn merge_patch(target: &mut JsonObject, patch: JsonObject) {
-    for (k, v) in patch {
-        target.insert(k, v);
-    }
-}
-
 /// Applies offset paging to rows already in their final order.
 pub(crate) fn offset_page<T: Clone>(rows: &[&T], page: OffsetPage) -> Page<T> {
     let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
@@ -250,18 +216,7 @@ pub(crate) fn offset_page<T: Clone>(rows: &[&T], page: OffsetPage) -> Page<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn nul_characters_are_found_anywhere_in_json() {
-        assert!(check_json("metadata", &json!({"a": [1, {"b": "ok"}]})).is_ok());
-        let e = check_json("metadata", &json!({"a": [1, {"b": "x\u{0}"}]})).unwrap_err();
-        assert_eq!(
-            e,
-            DomainError::invalid("metadata", "contains a NUL character")
-        );
-        assert!(check_json("metadata", &json!({"k\u{0}": 1})).is_err());
-    }
+    use waymark_domain::{JsonObject, JsonValue};
 
     #[tokio::test]
     async fn deleting_a_thread_cascades_to_everything_held_for_it() {

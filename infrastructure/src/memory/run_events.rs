@@ -20,11 +20,11 @@ use async_trait::async_trait;
 use chrono::SubsecRound;
 use waymark_domain::paging::SeqPage;
 use waymark_domain::run_event::{
-    EventQuery, NewRunEvent, RunEvent, RunEventRepository, validate_batch,
+    EventQuery, NewRunEvent, RunEvent, RunEventRepository, prepare_batch,
 };
 use waymark_domain::{DomainError, DomainResult, JsonValue, RunId, ThreadId, UserScope};
 
-use super::{Shared, check_json, check_json_object};
+use super::Shared;
 
 /// Events and seq counters of every thread.
 #[derive(Default)]
@@ -66,13 +66,7 @@ impl MemoryRunEventRepository {
 
     /// Validates and normalizes events (truncation, NUL checks) before the lock is taken.
     fn prepare(&self, events: &mut [NewRunEvent]) -> DomainResult<()> {
-        validate_batch(events)?;
-        for e in events.iter_mut() {
-            check_json("content", &e.content)?;
-            check_json_object("metadata", &e.metadata)?;
-            e.truncate_trace(self.shared.options.max_trace_content);
-        }
-        Ok(())
+        prepare_batch(events, self.shared.options.max_trace_content)
     }
 
     /// Appends prepared events under the held lock, with contiguous seqs.

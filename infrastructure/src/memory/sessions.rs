@@ -9,12 +9,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use waymark_domain::session::{
-    CheckpointPolicy, Session, SessionQuery, SessionRepository, SessionUpdate, validate_title,
-};
+use waymark_domain::session::{Session, SessionQuery, SessionRepository, SessionUpdate};
 use waymark_domain::{DomainError, DomainResult, SessionId, UserScope, paging::Page};
 
-use super::{Shared, check_json_object, merge_patch, offset_page};
+use super::{Shared, offset_page};
 
 /// The in-memory [`SessionRepository`].
 pub struct MemorySessionRepository {
@@ -27,24 +25,10 @@ impl MemorySessionRepository {
     }
 }
 
-/// Re-checks a policy whose fields are public and may have bypassed its constructor.
-fn check_policy(p: &CheckpointPolicy) -> DomainResult<()> {
-    CheckpointPolicy::new(
-        p.max_checkpoints_per_thread,
-        p.retention_seconds,
-        p.exempt_snapshots,
-    )
-    .map(|_| ())
-}
-
 #[async_trait]
 impl SessionRepository for MemorySessionRepository {
     async fn create(&self, scope: &UserScope, session: Session) -> DomainResult<Session> {
-        if let Some(t) = &session.title {
-            validate_title(t)?;
-        }
-        check_policy(&session.checkpoint_policy)?;
-        check_json_object("metadata", &session.metadata)?;
+        session.validate_for_write()?;
         let now = self.shared.now();
         let mut state = self.shared.lock();
         if state.sessions.contains_key(&session.id) {
@@ -78,15 +62,7 @@ impl SessionRepository for MemorySessionRepository {
         id: &SessionId,
         update: SessionUpdate,
     ) -> DomainResult<Session> {
-        if let Some(Some(t)) = &update.title {
-            validate_title(t)?;
-        }
-        if let Some(p) = &update.checkpoint_policy {
-            check_policy(p)?;
-        }
-        if let Some(patch) = &update.metadata_patch {
-            check_json_object("metadata_patch", patch)?;
-        }
+        update.validate()?;
         let now = self.shared.now();
         let mut state = self.shared.lock();
         let session = state
@@ -94,19 +70,7 @@ impl SessionRepository for MemorySessionRepository {
             .get_mut(id)
             .filter(|s| scope.can_see(s.owner.as_ref()))
             .ok_or_else(|| DomainError::not_found("session", id))?;
-        if let Some(title) = update.title {
-            session.title = title;
-        }
-        if let Some(patch) = update.metadata_patch {
-            merge_patch(&mut session.metadata, patch);
-        }
-        if let Some(status) = update.status {
-            session.status = status;
-        }
-        if let Some(policy) = update.checkpoint_policy {
-            session.checkpoint_policy = policy;
-        }
-        session.updated_at = now;
+        update.apply_to(session, now);
         Ok(session.clone())
     }
 

@@ -13,13 +13,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use waymark_domain::thread::{
-    NewThread, Thread, ThreadQuery, ThreadRepository, ThreadStatus, ThreadUpdate,
-    validate_short_text,
-};
+use waymark_domain::thread::{NewThread, Thread, ThreadQuery, ThreadRepository, ThreadUpdate};
 use waymark_domain::{DomainError, DomainResult, SessionId, ThreadId, UserScope, paging::Page};
 
-use super::{Shared, State, check_json_object, merge_patch, offset_page};
+use super::{Shared, State, offset_page};
 
 /// The in-memory [`ThreadRepository`].
 pub struct MemoryThreadRepository {
@@ -43,8 +40,7 @@ fn require_session(state: &State, scope: &UserScope, id: &SessionId) -> DomainRe
 #[async_trait]
 impl ThreadRepository for MemoryThreadRepository {
     async fn create(&self, scope: &UserScope, thread: NewThread) -> DomainResult<Thread> {
-        thread.validate()?;
-        check_json_object("metadata", &thread.metadata)?;
+        thread.validate_for_write()?;
         let now = self.shared.now();
         let mut state = self.shared.lock();
         if let Some(existing) = state.threads.get(&thread.id) {
@@ -59,17 +55,7 @@ impl ThreadRepository for MemoryThreadRepository {
         if let Some(session) = &thread.session_id {
             require_session(&state, scope, session)?;
         }
-        let stored = Thread {
-            id: thread.id,
-            session_id: thread.session_id,
-            owner: scope.owner().cloned(),
-            assistant_id: thread.assistant_id,
-            display_name: thread.display_name,
-            status: ThreadStatus::Idle,
-            metadata: thread.metadata,
-            created_at: now,
-            updated_at: now,
-        };
+        let stored = thread.into_thread(scope.owner().cloned(), now);
         state.threads.insert(stored.id.clone(), stored.clone());
         Ok(stored)
     }
@@ -113,12 +99,7 @@ impl ThreadRepository for MemoryThreadRepository {
         id: &ThreadId,
         update: ThreadUpdate,
     ) -> DomainResult<Thread> {
-        if let Some(name) = &update.display_name {
-            validate_short_text("display_name", name.as_deref(), 256)?;
-        }
-        if let Some(patch) = &update.metadata_patch {
-            check_json_object("metadata_patch", patch)?;
-        }
+        update.validate()?;
         let now = self.shared.now();
         let mut state = self.shared.lock();
         let visible = state
@@ -135,24 +116,7 @@ impl ThreadRepository for MemoryThreadRepository {
             .threads
             .get_mut(id)
             .ok_or_else(|| DomainError::not_found("thread", id))?;
-        if let Some(name) = update.display_name {
-            thread.display_name = name;
-        }
-        if let Some(status) = update.status {
-            thread.status = status;
-        }
-        if let Some(patch) = update.metadata_patch {
-            merge_patch(&mut thread.metadata, patch);
-        }
-        if let Some(session) = update.session_id {
-            thread.session_id = session;
-        }
-        if let Some(owner) = update.owner {
-            thread.owner = owner;
-        }
-        if update.touch {
-            thread.updated_at = now;
-        }
+        update.apply_to(thread, now);
         Ok(thread.clone())
     }
 

@@ -18,9 +18,6 @@ use waymark_domain::{DomainError, DomainResult};
 
 use super::Shared;
 
-/// The largest count a record may carry (what `TokenUsage::new` accepts).
-const MAX_COUNT: u64 = i64::MAX as u64 / 4;
-
 /// The in-memory [`TokenUsageRepository`].
 pub struct MemoryTokenUsageRepository {
     shared: Arc<Shared>,
@@ -69,18 +66,7 @@ fn add(total: &mut u64, n: u64) -> DomainResult<()> {
 #[async_trait]
 impl TokenUsageRepository for MemoryTokenUsageRepository {
     async fn record(&self, usage: TokenUsage) -> DomainResult<TokenUsage> {
-        for (field, v) in [
-            ("prompt_tokens", usage.prompt_tokens),
-            ("completion_tokens", usage.completion_tokens),
-            ("total_tokens", usage.total_tokens),
-        ] {
-            if v > MAX_COUNT {
-                return Err(DomainError::invalid(
-                    field,
-                    format!("{v} is not a plausible token count"),
-                ));
-            }
-        }
+        usage.validate()?;
         let stored = TokenUsage {
             recorded_at: usage.recorded_at.trunc_subsecs(6),
             ..usage

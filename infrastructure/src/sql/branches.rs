@@ -11,7 +11,7 @@ use super::Shared;
 use super::convert::misc::{BRANCH_COLUMNS, SNAPSHOT_COLUMNS, branch, snapshot};
 use super::db::{self, Row, opt_text, text};
 use super::error::SqlResult;
-use super::validate::{check_json_object, check_no_nul};
+use waymark_domain::json::{check_json_object, check_no_nul};
 
 /// The SQL [`BranchRepository`].
 pub(crate) struct SqlBranchRepository {

@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use waymark_domain::feedback::{Feedback, FeedbackRepository, FeedbackStats, NewFeedback};
+use waymark_domain::feedback::{
+    Feedback, FeedbackRepository, FeedbackStats, NewFeedback, latest_per_run,
+};
 use waymark_domain::paging::{Limit, Page};
 use waymark_domain::{DomainError, DomainResult, FeedbackId, RunId, ThreadId, UserScope};
 
@@ -33,20 +35,6 @@ fn scope_filter(q: &mut Sql, scope: &UserScope) {
     if let UserScope::User(u) = scope {
         q.push(" AND user_id = ").val(text(u.as_str()));
     }
-}
-
-/// Per run, the row with the latest `updated_at` (ties: the greatest id).
-fn grouped(rows: Vec<Feedback>) -> HashMap<RunId, Feedback> {
-    let mut out: HashMap<RunId, Feedback> = HashMap::new();
-    for f in rows {
-        let replace = out
-            .get(&f.run_id)
-            .is_none_or(|best| (f.updated_at, f.id) > (best.updated_at, best.id));
-        if replace {
-            out.insert(f.run_id.clone(), f);
-        }
-    }
-    out
 }
 
 impl SqlFeedbackRepository {
@@ -208,7 +196,7 @@ impl FeedbackRepository for SqlFeedbackRepository {
                 "feedback.list_by_thread_grouped",
             )
             .await?;
-        Ok(grouped(rows))
+        Ok(latest_per_run(rows))
     }
 
     async fn list_by_run_ids(
@@ -234,7 +222,9 @@ impl FeedbackRepository for SqlFeedbackRepository {
         }
         q.push(")");
         scope_filter(&mut q, scope);
-        Ok(grouped(self.rows(q, "feedback.list_by_run_ids").await?))
+        Ok(latest_per_run(
+            self.rows(q, "feedback.list_by_run_ids").await?,
+        ))
     }
 
     async fn delete(&self, scope: &UserScope, id: FeedbackId) -> DomainResult<bool> {

@@ -2,12 +2,13 @@
 //! point, as memory orders them) and key. Expiry is compared with the store's clock, never the
 //! database's, so tests with a manual clock behave the same on every backend.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Datelike, Duration, Utc};
-use waymark_domain::kv::{Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing};
+use chrono::{DateTime, Utc};
+use waymark_domain::kv::{
+    Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing, expiry,
+};
 use waymark_domain::thread::json_scalar_eq;
 use waymark_domain::{DomainError, DomainResult, ItemKey, JsonObject, JsonValue};
 
@@ -16,41 +17,11 @@ use super::convert::misc::{ITEM_COLUMNS, item};
 use super::db::{self, Kind, Row, Sql, int, text};
 use super::error::SqlResult;
 use super::threads::push_scalar_filter;
-use super::validate::check_json_object;
-
-/// The latest expiry year accepted (four-digit years in every text form).
-const MAX_EXPIRY_YEAR: i32 = 9999;
+use waymark_domain::json::check_json_object;
 
 /// The SQL [`KeyValueRepository`].
 pub(crate) struct SqlKeyValueRepository {
     shared: Arc<Shared>,
-}
-
-fn expiry(now: DateTime<Utc>, ttl_seconds: Option<u64>) -> DomainResult<Option<DateTime<Utc>>> {
-    let Some(ttl) = ttl_seconds else {
-        return Ok(None);
-    };
-    if ttl == 0 {
-        return Err(DomainError::invalid(
-            "ttl_seconds",
-            "must be at least 1; omit it for an item that never expires",
-        ));
-    }
-    let too_far = || {
-        DomainError::invalid(
-            "ttl_seconds",
-            format!("{ttl} seconds reaches past the year {MAX_EXPIRY_YEAR}"),
-        )
-    };
-    let at = i64::try_from(ttl)
-        .ok()
-        .and_then(Duration::try_seconds)
-        .and_then(|d| now.checked_add_signed(d))
-        .ok_or_else(too_far)?;
-    if at.year() > MAX_EXPIRY_YEAR {
-        return Err(too_far());
-    }
-    Ok(Some(at))
 }
 
 /// Live rows only.
@@ -222,38 +193,21 @@ impl KeyValueRepository for SqlKeyValueRepository {
 
     async fn list_namespaces(&self, query: &NamespaceListing) -> DomainResult<Vec<ItemNamespace>> {
         const OP: &str = "items.list_namespaces";
-        ItemNamespace::check_labels(&query.prefix)?;
-        ItemNamespace::check_labels(&query.suffix)?;
-        if query.max_depth == Some(0) {
-            return Err(DomainError::invalid("max_depth", "must be at least 1"));
-        }
+        query.validate()?;
         let kind = self.shared.kind();
         let mut q = Sql::new("SELECT DISTINCT namespace FROM waymark_items WHERE 1 = 1");
         live(&mut q, kind, self.shared.now());
         prefix(&mut q, &query.prefix);
         let rows = db::all(&self.shared.db.conn, q.build(kind), OP).await?;
-        let mut found: BTreeSet<(String, Vec<String>)> = BTreeSet::new();
+        let mut namespaces = Vec::with_capacity(rows.len());
         for row in &rows {
             let joined = Row::new(row, kind, OP).text("namespace")?;
-            let ns = ItemNamespace::from_joined(&joined)
-                .map_err(|e| super::error::SqlError::corrupt(OP, e))?;
-            if !ns.ends_with(&query.suffix) {
-                continue;
-            }
-            let labels = ns.labels();
-            let depth = query
-                .max_depth
-                .map_or(labels.len(), |d| labels.len().min(d as usize));
-            let truncated = labels[..depth].to_vec();
-            found.insert((truncated.join("."), truncated));
+            namespaces.push(
+                ItemNamespace::from_joined(&joined)
+                    .map_err(|e| super::error::SqlError::corrupt(OP, e))?,
+            );
         }
-        let skip = usize::try_from(query.offset).unwrap_or(usize::MAX);
-        found
-            .into_iter()
-            .skip(skip)
-            .take(query.limit.as_usize())
-            .map(|(_, labels)| ItemNamespace::parse(labels))
-            .collect()
+        query.select(namespaces)
     }
 
     async fn sweep_expired(&self) -> DomainResult<u64> {

@@ -50,7 +50,6 @@ mod run_events;
 mod sessions;
 mod threads;
 mod token_usage;
-mod validate;
 
 use std::sync::Arc;
 

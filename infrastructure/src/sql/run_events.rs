@@ -16,7 +16,7 @@ use sea_orm::ConnectionTrait;
 use waymark_domain::paging::SeqPage;
 use waymark_domain::run_event::{
     AI_RESPONSE_EVENT, EventQuery, LEGACY_AI_MESSAGE_EVENT, NewRunEvent, RunEvent,
-    RunEventRepository, validate_batch,
+    RunEventRepository, prepare_batch,
 };
 use waymark_domain::{DomainError, DomainResult, JsonValue, RunId, ThreadId, UserScope};
 
@@ -24,7 +24,6 @@ use super::Shared;
 use super::convert::run_events::{EVENT_COLUMNS, event};
 use super::db::{self, Kind, Row, Sql, int, opt_text, scope_filter, text};
 use super::error::{DbResultExt, SqlResult};
-use super::validate::{check_json, check_json_object};
 
 /// The SQL [`RunEventRepository`].
 pub(crate) struct SqlRunEventRepository {
@@ -49,13 +48,7 @@ impl SqlRunEventRepository {
     }
 
     fn prepare(&self, events: &mut [NewRunEvent]) -> DomainResult<()> {
-        validate_batch(events)?;
-        for e in events.iter_mut() {
-            check_json("content", &e.content)?;
-            check_json_object("metadata", &e.metadata)?;
-            e.truncate_trace(self.shared.options.max_trace_content);
-        }
-        Ok(())
+        prepare_batch(events, self.shared.options.max_trace_content)
     }
 
     /// Allocates seqs and inserts `events` (non-empty, one thread) in the caller's write

@@ -6,29 +6,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use waymark_domain::paging::Page;
-use waymark_domain::session::{
-    CheckpointPolicy, Session, SessionQuery, SessionRepository, SessionUpdate, validate_title,
-};
+use waymark_domain::session::{Session, SessionQuery, SessionRepository, SessionUpdate};
 use waymark_domain::{DomainError, DomainResult, SessionId, UserScope};
 
 use super::Shared;
 use super::convert::threads::{SESSION_COLUMNS, session};
 use super::db::{self, Kind, Row, Sql, int, opt_int, opt_text, scope_filter, text};
 use super::error::{DbResultExt, SqlResult};
-use super::validate::{check_json_object, merge_patch};
 
 /// The SQL [`SessionRepository`].
 pub(crate) struct SqlSessionRepository {
     shared: Arc<Shared>,
-}
-
-fn check_policy(p: &CheckpointPolicy) -> DomainResult<()> {
-    CheckpointPolicy::new(
-        p.max_checkpoints_per_thread,
-        p.retention_seconds,
-        p.exempt_snapshots,
-    )
-    .map(|_| ())
 }
 
 fn bool_val(kind: Kind, b: bool) -> sea_orm::Value {
@@ -71,11 +59,7 @@ impl SqlSessionRepository {
 impl SessionRepository for SqlSessionRepository {
     async fn create(&self, scope: &UserScope, session: Session) -> DomainResult<Session> {
         const OP: &str = "sessions.create";
-        if let Some(t) = &session.title {
-            validate_title(t)?;
-        }
-        check_policy(&session.checkpoint_policy)?;
-        check_json_object("metadata", &session.metadata)?;
+        session.validate_for_write()?;
         let kind = self.shared.kind();
         let now = self.shared.now();
         let stored = Session {
@@ -124,34 +108,14 @@ impl SessionRepository for SqlSessionRepository {
         update: SessionUpdate,
     ) -> DomainResult<Session> {
         const OP: &str = "sessions.update";
-        if let Some(Some(t)) = &update.title {
-            validate_title(t)?;
-        }
-        if let Some(p) = &update.checkpoint_policy {
-            check_policy(p)?;
-        }
-        if let Some(patch) = &update.metadata_patch {
-            check_json_object("metadata_patch", patch)?;
-        }
+        update.validate()?;
         let kind = self.shared.kind();
         let now = self.shared.now();
         let txn = self.shared.db.begin_write(OP).await?;
         let Some(mut s) = self.fetch(&txn, scope, id, true, OP).await? else {
             return Err(DomainError::not_found("session", id));
         };
-        if let Some(title) = update.title {
-            s.title = title;
-        }
-        if let Some(patch) = update.metadata_patch {
-            merge_patch(&mut s.metadata, patch);
-        }
-        if let Some(status) = update.status {
-            s.status = status;
-        }
-        if let Some(policy) = update.checkpoint_policy {
-            s.checkpoint_policy = policy;
-        }
-        s.updated_at = now;
+        update.apply_to(&mut s, now);
         let p = &s.checkpoint_policy;
         let stmt = kind.stmt(
             "UPDATE waymark_sessions SET title = $2, metadata = $3, status = $4, \

@@ -14,8 +14,7 @@ use async_trait::async_trait;
 use sea_orm::ConnectionTrait;
 use waymark_domain::paging::Page;
 use waymark_domain::thread::{
-    NewThread, PINNED_KEY, Thread, ThreadQuery, ThreadRepository, ThreadStatus, ThreadUpdate,
-    validate_short_text,
+    NewThread, PINNED_KEY, Thread, ThreadQuery, ThreadRepository, ThreadUpdate,
 };
 use waymark_domain::{DomainError, DomainResult, JsonValue, SessionId, ThreadId, UserScope};
 
@@ -23,7 +22,6 @@ use super::Shared;
 use super::convert::threads::{THREAD_COLUMNS, thread};
 use super::db::{self, Kind, Row, Sql, int, opt_text, scope_filter, text};
 use super::error::{DbResultExt, SqlResult};
-use super::validate::{check_json_object, merge_patch};
 
 /// The SQL [`ThreadRepository`].
 pub(crate) struct SqlThreadRepository {
@@ -169,8 +167,7 @@ impl SqlThreadRepository {
 impl ThreadRepository for SqlThreadRepository {
     async fn create(&self, scope: &UserScope, new: NewThread) -> DomainResult<Thread> {
         const OP: &str = "threads.create";
-        new.validate()?;
-        check_json_object("metadata", &new.metadata)?;
+        new.validate_for_write()?;
         let kind = self.shared.kind();
         let now = self.shared.now();
         let txn = self.shared.db.begin_write(OP).await?;
@@ -186,17 +183,7 @@ impl ThreadRepository for SqlThreadRepository {
         if let Some(session) = &new.session_id {
             self.require_session(&txn, scope, session, OP).await?;
         }
-        let stored = Thread {
-            id: new.id,
-            session_id: new.session_id,
-            owner: scope.owner().cloned(),
-            assistant_id: new.assistant_id,
-            display_name: new.display_name,
-            status: ThreadStatus::Idle,
-            metadata: new.metadata,
-            created_at: now,
-            updated_at: now,
-        };
+        let stored = new.into_thread(scope.owner().cloned(), now);
         let inserted = db::exec(
             &txn,
             kind.stmt(
@@ -280,12 +267,7 @@ impl ThreadRepository for SqlThreadRepository {
         update: ThreadUpdate,
     ) -> DomainResult<Thread> {
         const OP: &str = "threads.update";
-        if let Some(name) = &update.display_name {
-            validate_short_text("display_name", name.as_deref(), 256)?;
-        }
-        if let Some(patch) = &update.metadata_patch {
-            check_json_object("metadata_patch", patch)?;
-        }
+        update.validate()?;
         let kind = self.shared.kind();
         let now = self.shared.now();
         let txn = self.shared.db.begin_write(OP).await?;
@@ -299,24 +281,7 @@ impl ThreadRepository for SqlThreadRepository {
         if let Some(Some(session)) = &update.session_id {
             self.require_session(&txn, scope, session, OP).await?;
         }
-        if let Some(name) = update.display_name {
-            t.display_name = name;
-        }
-        if let Some(status) = update.status {
-            t.status = status;
-        }
-        if let Some(patch) = update.metadata_patch {
-            merge_patch(&mut t.metadata, patch);
-        }
-        if let Some(session) = update.session_id {
-            t.session_id = session;
-        }
-        if let Some(owner) = update.owner {
-            t.owner = owner;
-        }
-        if update.touch {
-            t.updated_at = now;
-        }
+        update.apply_to(&mut t, now);
         db::exec(
             &txn,
             kind.stmt(

@@ -14,9 +14,6 @@ use waymark_domain::{DomainError, DomainResult};
 use super::Shared;
 use super::db::{self, Row, Sql, opt_text, text, u64_param};
 
-/// The largest plausible count, as `TokenUsage::new` bounds it.
-const MAX_COUNT: u64 = i64::MAX as u64 / 4;
-
 /// The SQL [`TokenUsageRepository`].
 pub(crate) struct SqlTokenUsageRepository {
     shared: Arc<Shared>,
@@ -32,18 +29,7 @@ impl SqlTokenUsageRepository {
 impl TokenUsageRepository for SqlTokenUsageRepository {
     async fn record(&self, usage: TokenUsage) -> DomainResult<TokenUsage> {
         const OP: &str = "token_usage.record";
-        for (field, v) in [
-            ("prompt_tokens", usage.prompt_tokens),
-            ("completion_tokens", usage.completion_tokens),
-            ("total_tokens", usage.total_tokens),
-        ] {
-            if v > MAX_COUNT {
-                return Err(DomainError::invalid(
-                    field,
-                    format!("{v} is not a plausible token count"),
-                ));
-            }
-        }
+        usage.validate()?;
         let stored = TokenUsage {
             recorded_at: usage.recorded_at.trunc_subsecs(6),
             ..usage

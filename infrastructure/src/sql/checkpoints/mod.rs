@@ -25,9 +25,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sea_orm::ConnectionTrait;
 use waymark_domain::checkpoint::{
-    ChannelVersion, ChannelVersions, CheckpointMetadata, CheckpointPut, CheckpointQuery,
-    CheckpointRef, CheckpointRepository, CheckpointSummary, CheckpointTuple, PendingWrite,
-    PruneStrategy, TypedValue, WriteBatch, sort_pending_writes,
+    CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef, CheckpointRepository,
+    CheckpointSummary, CheckpointTuple, PendingWrite, PruneStrategy, TypedValue, WriteBatch,
+    sort_pending_writes,
 };
 use waymark_domain::{
     ChannelName, CheckpointId, CheckpointNamespace, DomainError, DomainResult, JsonObject,
@@ -39,18 +39,7 @@ pub(crate) use payload::PayloadCache;
 use super::Shared;
 use super::db::{self, Kind, Row, Sql, bytes, int, opt_text, text};
 use super::error::{DbResultExt, SqlError, SqlResult};
-use super::validate::{check_json_object, check_no_nul};
-
-/// The top-level checkpoint keys the model names; `extra` may not repeat them.
-const MODELLED_KEYS: [&str; 7] = [
-    "v",
-    "id",
-    "ts",
-    "channel_values",
-    "channel_versions",
-    "versions_seen",
-    "updated_channels",
-];
+use waymark_domain::json::{check_no_nul, object_contains};
 
 /// The channel of legacy `Send` packets (prune's v < 4 parent rule).
 const TASKS_CHANNEL: &str = "__pregel_tasks";
@@ -85,76 +74,6 @@ fn cp_row(r: &Row<'_>) -> SqlResult<CpRow> {
         parent_id: r.opt_id("parent_id")?,
         metadata: r.json_text_object("metadata")?,
         body: r.bytes("body")?,
-    })
-}
-
-/// Checks one put before anything is stored (the in-memory store's rules).
-fn validate_put(put: &CheckpointPut) -> DomainResult<()> {
-    let cp = &put.checkpoint;
-    if put.parent_id.as_ref() == Some(&cp.id) {
-        return Err(DomainError::invalid(
-            "parent_id",
-            format!("checkpoint {} cannot be its own parent", cp.id),
-        ));
-    }
-    for key in cp.extra.keys() {
-        if key.is_empty() || MODELLED_KEYS.contains(&key.as_str()) {
-            return Err(DomainError::invalid(
-                "checkpoint",
-                format!("extra key {key:?} is empty or repeats a modelled checkpoint key"),
-            ));
-        }
-        check_no_nul("checkpoint", key)?;
-    }
-    check_no_nul("ts", &cp.ts)?;
-    check_versions("channel_versions", &cp.channel_versions)?;
-    check_versions("new_versions", &put.new_versions)?;
-    for (node, versions) in &cp.versions_seen {
-        check_no_nul("versions_seen", node)?;
-        check_versions("versions_seen", versions)?;
-    }
-    check_json_object("metadata", &put.metadata.0)
-}
-
-/// Versions must have a finite float and NUL-free text.
-fn check_versions(field: &'static str, versions: &ChannelVersions) -> DomainResult<()> {
-    for (channel, version) in versions {
-        match version {
-            ChannelVersion::Float(f) if !f.is_finite() => {
-                return Err(DomainError::invalid(
-                    field,
-                    format!("version of {channel} is not a finite number"),
-                ));
-            }
-            ChannelVersion::Str(s) => check_no_nul(field, s)?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// jsonb containment (`have @> want`): objects by subset, arrays by containing every wanted
-/// element, numbers by value, everything else by equality.
-fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
-    match (have, want) {
-        (JsonValue::Object(h), JsonValue::Object(w)) => w
-            .iter()
-            .all(|(k, wv)| h.get(k).is_some_and(|hv| json_contains(hv, wv))),
-        (JsonValue::Array(h), JsonValue::Array(w)) => {
-            w.iter().all(|wv| h.iter().any(|hv| json_contains(hv, wv)))
-        }
-        (JsonValue::Number(_), JsonValue::Number(_)) => {
-            waymark_domain::thread::json_scalar_eq(have, want)
-        }
-        _ => have == want,
-    }
-}
-
-fn metadata_matches(metadata: &JsonObject, filter: &JsonObject) -> bool {
-    filter.iter().all(|(k, want)| {
-        metadata
-            .get(k)
-            .is_some_and(|have| json_contains(have, want))
     })
 }
 
@@ -930,7 +849,7 @@ impl CheckpointRepository for SqlCheckpointRepository {
 
     async fn put_many(&self, puts: Vec<CheckpointPut>) -> DomainResult<Vec<CheckpointRef>> {
         const OP: &str = "checkpoints.put";
-        puts.iter().try_for_each(validate_put)?;
+        puts.iter().try_for_each(CheckpointPut::validate)?;
         if puts.is_empty() {
             return Ok(Vec::new());
         }
@@ -1091,7 +1010,7 @@ impl CheckpointRepository for SqlCheckpointRepository {
         let mut keys: Vec<(ThreadId, CheckpointNamespace, CheckpointId)> = Vec::new();
         for row in db::all(&txn, q.build(kind), OP).await? {
             let r = Row::new(&row, kind, OP);
-            if !rest.is_empty() && !metadata_matches(&r.json_text_object("metadata")?, &rest) {
+            if !rest.is_empty() && !object_contains(&r.json_text_object("metadata")?, &rest) {
                 continue;
             }
             keys.push((r.id("thread_id")?, r.id("ns")?, r.id("checkpoint_id")?));
