@@ -63,13 +63,19 @@ pub async fn postgres_backend() -> Option<TestBackend> {
 pub async fn fresh_postgres_store() -> Option<(LangGraphPostgresStore, String)> {
     let schema = format!("lg_test_{}", uuid::Uuid::new_v4().simple());
     create_schema(&schema).await?;
-    let store = LangGraphPostgresStore::connect_with(
+    let opened = LangGraphPostgresStore::connect_with(
         schema_options(&schema),
         PostgresLayoutOptions::default(),
     )
-    .await
-    .unwrap_or_else(|e| panic!("opening the LangGraph layout in schema {schema}: {e}"));
-    Some((store, schema))
+    .await;
+    match opened {
+        Ok(store) => Some((store, schema)),
+        Err(e) => {
+            // No cleanup hook exists yet at this point: drop the schema before failing.
+            drop_schema(&schema).await;
+            panic!("opening the LangGraph layout in schema {schema}: {e}")
+        }
+    }
 }
 
 /// Connection options for the test server with `search_path` set to `schema`.
