@@ -29,6 +29,21 @@ pub struct Branch {
     pub created_at: DateTime<Utc>,
 }
 
+impl Branch {
+    /// The rules every store applies before recording a branch: JSON metadata a database can
+    /// hold, and a branch thread distinct from its source.
+    pub fn validate_for_write(&self) -> DomainResult<()> {
+        crate::json::check_json_object("metadata", &self.metadata)?;
+        if self.thread_id == self.source_thread_id {
+            return Err(DomainError::invalid(
+                "thread_id",
+                "a branch is carried by a new thread, not by its source thread",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The branch port.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
@@ -104,6 +119,18 @@ pub struct Snapshot {
     pub created_at: DateTime<Utc>,
 }
 
+impl Snapshot {
+    /// The rules every store applies before recording a snapshot: JSON metadata and a
+    /// description a database can hold.
+    pub fn validate_for_write(&self) -> DomainResult<()> {
+        crate::json::check_json_object("metadata", &self.metadata)?;
+        if let Some(d) = &self.description {
+            crate::json::check_no_nul("description", d)?;
+        }
+        Ok(())
+    }
+}
+
 /// The snapshot port.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
@@ -121,6 +148,44 @@ pub trait SnapshotRepository: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branch_and_snapshot_write_rules() {
+        let t = ThreadId::parse("t").unwrap();
+        let mut b = Branch {
+            id: BranchId::new_random(),
+            name: Name::parse("b").unwrap(),
+            source_thread_id: t.clone(),
+            source_namespace: CheckpointNamespace::root(),
+            source_checkpoint_id: CheckpointId::parse("c").unwrap(),
+            thread_id: t.clone(),
+            metadata: JsonObject::new(),
+            created_at: chrono::Utc::now(),
+        };
+        assert_eq!(
+            b.validate_for_write().unwrap_err(),
+            DomainError::invalid(
+                "thread_id",
+                "a branch is carried by a new thread, not by its source thread"
+            )
+        );
+        b.thread_id = ThreadId::parse("t2").unwrap();
+        assert!(b.validate_for_write().is_ok());
+        let mut s = Snapshot {
+            id: SnapshotId::new_random(),
+            thread_id: t,
+            namespace: CheckpointNamespace::root(),
+            checkpoint_id: CheckpointId::parse("c").unwrap(),
+            name: Name::parse("s").unwrap(),
+            description: Some("fine".into()),
+            kind: SnapshotKind::Backup,
+            metadata: JsonObject::new(),
+            created_at: chrono::Utc::now(),
+        };
+        assert!(s.validate_for_write().is_ok());
+        s.description = Some("nul\0".into());
+        assert!(s.validate_for_write().unwrap_err().is_invalid_input());
+    }
 
     #[test]
     fn snapshot_kind_text_round_trips() {

@@ -12,7 +12,6 @@ use waymark_domain::branch::{Branch, BranchRepository, Snapshot, SnapshotReposit
 use waymark_domain::{BranchId, DomainError, DomainResult, SnapshotId, ThreadId};
 
 use super::Shared;
-use waymark_domain::json::{check_json_object, check_no_nul};
 
 /// The in-memory [`BranchRepository`].
 pub struct MemoryBranchRepository {
@@ -28,13 +27,7 @@ impl MemoryBranchRepository {
 #[async_trait]
 impl BranchRepository for MemoryBranchRepository {
     async fn create(&self, branch: Branch) -> DomainResult<Branch> {
-        check_json_object("metadata", &branch.metadata)?;
-        if branch.thread_id == branch.source_thread_id {
-            return Err(DomainError::invalid(
-                "thread_id",
-                "a branch is carried by a new thread, not by its source thread",
-            ));
-        }
+        branch.validate_for_write()?;
         let now = self.shared.now();
         let mut state = self.shared.lock();
         if state.branches.contains_key(&branch.id) {
@@ -113,10 +106,7 @@ impl MemorySnapshotRepository {
 #[async_trait]
 impl SnapshotRepository for MemorySnapshotRepository {
     async fn create(&self, snapshot: Snapshot) -> DomainResult<Snapshot> {
-        check_json_object("metadata", &snapshot.metadata)?;
-        if let Some(d) = &snapshot.description {
-            check_no_nul("description", d)?;
-        }
+        snapshot.validate_for_write()?;
         let now = self.shared.now();
         let mut state = self.shared.lock();
         if state.snapshots.contains_key(&snapshot.id) {

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use waymark_domain::branch::{Branch, BranchRepository, Snapshot, SnapshotRepository};
-use waymark_domain::{BranchId, DomainError, DomainResult, SnapshotId, ThreadId};
+use waymark_domain::{BranchId, DomainResult, SnapshotId, ThreadId};
 
 use super::Shared;
 use super::convert::misc::{BRANCH_COLUMNS, SNAPSHOT_COLUMNS, branch, snapshot};
 use super::db::{self, Row, opt_text, text};
 use super::error::SqlResult;
-use waymark_domain::json::{check_json_object, check_no_nul};
 
 /// The SQL [`BranchRepository`].
 pub(crate) struct SqlBranchRepository {
@@ -49,13 +48,7 @@ impl SqlBranchRepository {
 impl BranchRepository for SqlBranchRepository {
     async fn create(&self, b: Branch) -> DomainResult<Branch> {
         const OP: &str = "branches.create";
-        check_json_object("metadata", &b.metadata)?;
-        if b.thread_id == b.source_thread_id {
-            return Err(DomainError::invalid(
-                "thread_id",
-                "a branch is carried by a new thread, not by its source thread",
-            ));
-        }
+        b.validate_for_write()?;
         let kind = self.shared.kind();
         let stored = Branch {
             created_at: self.shared.now(),
@@ -163,10 +156,7 @@ impl SqlSnapshotRepository {
 impl SnapshotRepository for SqlSnapshotRepository {
     async fn create(&self, s: Snapshot) -> DomainResult<Snapshot> {
         const OP: &str = "snapshots.create";
-        check_json_object("metadata", &s.metadata)?;
-        if let Some(d) = &s.description {
-            check_no_nul("description", d)?;
-        }
+        s.validate_for_write()?;
         let kind = self.shared.kind();
         let stored = Snapshot {
             created_at: self.shared.now(),
