@@ -97,6 +97,7 @@ impl SqlRunEventRepository {
                 user_id: owner.clone(),
             })
             .collect();
+        #[cfg(feature = "postgres")]
         if kind == Kind::Postgres {
             // One statement with one array per column, whatever the batch size.
             let arr =
