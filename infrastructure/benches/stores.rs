@@ -6,7 +6,9 @@
 //! ```
 //!
 //! (`WAYMARK_BENCH_QUICK=1` also scales down; `WAYMARK_BENCH_BACKENDS=sqlite-file,postgres`
-//! picks backends; `WAYMARK_BENCH_KEEP=1` keeps the databases for inspection.) PostgreSQL is taken from
+//! picks backends; `WAYMARK_BENCH_SYNCHRONOUS=normal|full|both` picks the SQLite file's
+//! durability, FULL reported as its own backend `sqlite-file-full`, default `both`;
+//! `WAYMARK_BENCH_KEEP=1` keeps the databases for inspection and prints where.) PostgreSQL is taken from
 //! `WAYMARK_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and runs in
 //! a throwaway schema; it is skipped when no server answers.
 //!
@@ -17,6 +19,8 @@
 //! * W2: `get_tuple` latest, 500x; W3: `get_tuple` by a random id, 500x;
 //! * W4: `list` limit 20, 200x, and the full list;
 //! * W5: 1,000 threads x 5 steps; W6: 16 concurrent writers x 50 steps;
+//! * flatness: `get_tuple` latest and by id on threads of 10, 100 and 1,000 checkpoints whose
+//!   state has the same size (a message window of at most 20), and the 1,000/10 ratios;
 //! * bytes on disk after W1 next to what storing the whole message list in every checkpoint
 //!   would cost;
 //! * events: 100k events appended to one thread, then `list_messages` pages (first, middle,
@@ -40,7 +44,9 @@ use waymark_domain::{
     ChannelName, CheckpointId, CheckpointNamespace, EventCategory, EventType, RunId, TaskId,
     ThreadId, UserScope,
 };
-use waymark_infrastructure::connect::{Backend, ConnectOptions, Connected, connect};
+use waymark_infrastructure::connect::{
+    Backend, ConnectOptions, Connected, SqliteSynchronous, connect,
+};
 
 /// Scale of one run.
 #[derive(Clone, Copy)]
@@ -162,6 +168,8 @@ struct Conversation {
     rng: Rng,
     /// Bytes a store keeping every value whole in every checkpoint would hold.
     full_bytes: u64,
+    /// Start the message list afresh once it holds this many messages (bounded state).
+    window: Option<usize>,
 }
 
 impl Conversation {
@@ -174,12 +182,25 @@ impl Conversation {
             step: -1,
             rng: Rng(seed | 1),
             full_bytes: 0,
+            window: None,
+        }
+    }
+
+    /// A conversation whose message list restarts every `messages` messages, so its state
+    /// stays the same size however long the thread gets.
+    fn windowed(thread: &str, seed: u64, messages: usize) -> Self {
+        Self {
+            window: Some(messages),
+            ..Self::new(thread, seed)
         }
     }
 
     /// The next step: two more messages, a turn counter and a routing channel.
     fn step(&mut self) -> (CheckpointPut, WriteBatch) {
         self.step += 1;
+        if self.window.is_some_and(|w| self.messages.len() >= w) {
+            self.messages.clear();
+        }
         let n = self.messages.len();
         let m1 = message(&mut self.rng, n);
         let m2 = message(&mut self.rng, n + 1);
@@ -317,8 +338,9 @@ impl Subject {
     }
 }
 
-/// The backends, in report order.
-const SUBJECTS: [&str; 3] = ["memory", "sqlite-file", "postgres"];
+/// The backends, in report order (`sqlite-file` runs `synchronous = NORMAL`, the default,
+/// `sqlite-file-full` `synchronous = FULL`).
+const SUBJECTS: [&str; 4] = ["memory", "sqlite-file", "sqlite-file-full", "postgres"];
 
 async fn open(name: &'static str) -> Option<Subject> {
     let mut options = ConnectOptions::default();
@@ -329,12 +351,18 @@ async fn open(name: &'static str) -> Option<Subject> {
             cleanup: None,
             schema: None,
         }),
-        "sqlite-file" => {
+        "sqlite-file" | "sqlite-file-full" => {
             let path = std::env::temp_dir().join(format!(
                 "waymark-bench-{}.db",
                 uuid::Uuid::new_v4().simple()
             ));
+            options.sqlite_synchronous = if name == "sqlite-file-full" {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            };
             let url = format!("sqlite://{}?mode=rwc", path.display());
+            eprintln!("{name}: {}", path.display());
             let connected = connect(&url, options).await.expect("sqlite");
             Some(Subject {
                 name,
@@ -486,6 +514,58 @@ async fn checkpoint_workloads(s: &Subject, scale: Scale) -> serde_json::Value {
     })
 }
 
+/// Read latency against thread length: threads of 10, 100 and 1,000 checkpoints with the same
+/// state size (a window of at most 20 messages, so the last checkpoints of every thread look
+/// alike); `get_tuple` latest, and by a random id among the last 10 checkpoints.
+async fn flatness_workload(s: &Subject, scale: Scale) -> serde_json::Value {
+    let cps = s.stores().checkpoints.clone();
+    let root = CheckpointNamespace::root();
+    let mut out = serde_json::Map::new();
+    let mut p50 = Vec::new();
+    for len in [10_usize, 100, 1000] {
+        let mut conv = Conversation::windowed(&format!("flat-{len}"), len as u64, 20);
+        let mut ids = Vec::new();
+        for _ in 0..len {
+            let (put, writes) = conv.step();
+            ids.push(put.checkpoint.id.clone());
+            cps.put(put).await.expect("put");
+            cps.put_writes(writes).await.expect("put_writes");
+        }
+        let thread = conv.thread.clone();
+        let mut latest = Samples::default();
+        for _ in 0..scale.reads {
+            let t = Instant::now();
+            let tuple = cps.get_tuple(&thread, &root, None).await.expect("get");
+            latest.push(t.elapsed());
+            assert!(tuple.is_some());
+        }
+        let mut rng = Rng(len as u64 + 3);
+        let mut by_id = Samples::default();
+        for _ in 0..scale.reads {
+            let id = ids[len - 1 - rng.below(10) as usize].clone();
+            let t = Instant::now();
+            let tuple = cps.get_tuple(&thread, &root, Some(id)).await.expect("get");
+            by_id.push(t.elapsed());
+            assert!(tuple.is_some());
+        }
+        p50.push((latest.pct(0.5), by_id.pct(0.5)));
+        out.insert(
+            format!("n{len}"),
+            json!({"checkpoints": len, "get_latest": latest.json(), "get_by_id": by_id.json()}),
+        );
+    }
+    let ratio = |a: f64, b: f64| if b > 0.0 { round(a / b) } else { 0.0 };
+    out.insert(
+        "get_latest_ratio_1000_over_10".into(),
+        json!(ratio(p50[2].0, p50[0].0)),
+    );
+    out.insert(
+        "get_by_id_ratio_1000_over_10".into(),
+        json!(ratio(p50[2].1, p50[0].1)),
+    );
+    serde_json::Value::Object(out)
+}
+
 fn event(thread: &ThreadId, i: usize) -> NewRunEvent {
     let category = if i % 3 == 2 { "trace" } else { "message" };
     NewRunEvent::new(
@@ -563,6 +643,23 @@ fn row(label: &str, v: &serde_json::Value) -> String {
     )
 }
 
+fn print_flatness(f: &serde_json::Value) {
+    for n in ["n10", "n100", "n1000"] {
+        println!(
+            "{}",
+            row(&format!("flat get latest {n}"), &f[n]["get_latest"])
+        );
+        println!(
+            "{}",
+            row(&format!("flat get by id {n}"), &f[n]["get_by_id"])
+        );
+    }
+    println!(
+        "  flatness ratio 1000/10: get latest {}, get by id {}",
+        f["get_latest_ratio_1000_over_10"], f["get_by_id_ratio_1000_over_10"]
+    );
+}
+
 fn print(name: &str, c: &serde_json::Value, e: &serde_json::Value) {
     println!("\n== {name}");
     println!(
@@ -617,11 +714,30 @@ async fn main() {
         json!(std::thread::available_parallelism().map_or(0, |n| n.get())),
     );
     let only = std::env::var("WAYMARK_BENCH_BACKENDS").ok();
+    let sync = std::env::var("WAYMARK_BENCH_SYNCHRONOUS").unwrap_or_else(|_| "both".into());
+    if !matches!(sync.as_str(), "normal" | "full" | "both") {
+        eprintln!("WAYMARK_BENCH_SYNCHRONOUS must be normal, full or both, not {sync:?}");
+        std::process::exit(2);
+    }
     for name in SUBJECTS {
-        if only
-            .as_ref()
-            .is_some_and(|o| !o.split(',').any(|b| b == name))
-        {
+        let picked = match &only {
+            // `sqlite-file` in the list stands for the SQLite file at the chosen durabilities.
+            Some(o) => o
+                .split(',')
+                .any(|b| b == name || (b == "sqlite-file" && name == "sqlite-file-full")),
+            None => true,
+        };
+        let sync_ok = match name {
+            "sqlite-file" => sync != "full",
+            "sqlite-file-full" => {
+                sync != "normal"
+                    || only
+                        .as_ref()
+                        .is_some_and(|o| o.split(',').any(|b| b == name))
+            }
+            _ => true,
+        };
+        if !picked || !sync_ok {
             continue;
         }
         let Some(subject) = open(name).await else {
@@ -629,9 +745,19 @@ async fn main() {
         };
         eprintln!("running {name} ...");
         let c = checkpoint_workloads(&subject, scale).await;
+        let f = flatness_workload(&subject, scale).await;
         let e = event_workloads(&subject, scale).await;
         print(subject.name, &c, &e);
-        report.insert(name.into(), json!({"checkpoints": c, "events": e}));
+        print_flatness(&f);
+        let mut entry = json!({"checkpoints": c, "events": e, "flatness": f});
+        if let Some(sync) = match name {
+            "sqlite-file" => Some("normal"),
+            "sqlite-file-full" => Some("full"),
+            _ => None,
+        } {
+            entry["synchronous"] = json!(sync);
+        }
+        report.insert(name.into(), entry);
         if std::env::var("WAYMARK_BENCH_KEEP").is_ok_and(|v| v == "1") {
             eprintln!("{name}: kept for inspection (schema {:?})", subject.schema);
         } else {

@@ -7,10 +7,15 @@
 //! | `sqlite://path/to/file.db`, `sqlite:path` | a SQLite file, created if missing (feature `sqlite`) |
 //! | `postgres://...`, `postgresql://...` | PostgreSQL (feature `postgres`) |
 //!
-//! SQLite connections run in WAL mode with a 30 s busy timeout, `synchronous = NORMAL` (safe
-//! in WAL mode; a power cut may lose the last commits, never corrupt) and foreign keys on. An
-//! in-memory SQLite database lives as long as its single pooled connection, which is never
-//! recycled. PostgreSQL connections can disable the prepared-statement cache (PgBouncer in
+//! SQLite connections run in WAL mode with a 30 s busy timeout and foreign keys on. Durability
+//! is `synchronous = NORMAL` by default (safe in WAL mode: a power cut may lose the last
+//! commits, never corrupt the file); `synchronous = FULL` (every commit reaches the disk before
+//! it returns, what LangGraph's `SqliteSaver` runs with) is chosen by
+//! [`ConnectOptions::sqlite_synchronous`] or the URL query parameter `synchronous`
+//! (`sqlite://path.db?synchronous=full`; `off`, `normal`, `full`, `extra`), the URL winning.
+//! `PRAGMA optimize` runs when a connection opens (tables never analyzed) and when it closes,
+//! so the query planner has statistics. An in-memory SQLite database lives as long as its
+//! single pooled connection, which is never recycled. PostgreSQL connections can disable the prepared-statement cache (PgBouncer in
 //! transaction mode) and pin a `search_path` (tests give each case its own schema).
 
 use std::sync::Arc;
@@ -40,6 +45,77 @@ pub struct ConnectOptions {
     pub max_trace_content: usize,
     /// PostgreSQL: the schema to work in (`search_path`), created if missing.
     pub postgres_schema: Option<String>,
+    /// SQLite files: the `synchronous` setting (default [`SqliteSynchronous::Normal`]). A
+    /// `synchronous=` query parameter in the URL overrides it.
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// SQLite's `synchronous` setting for database files (in WAL mode), see
+/// <https://www.sqlite.org/pragma.html#pragma_synchronous>.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SqliteSynchronous {
+    /// No syncs at all: an OS crash or power cut may corrupt the database.
+    Off,
+    /// The default: the WAL is synced at checkpoints only; a power cut may roll back the last
+    /// commits, never corrupt the file.
+    #[default]
+    Normal,
+    /// Every commit is synced before it returns (LangGraph's `SqliteSaver` runs with this).
+    Full,
+    /// `Full`, plus the directory is synced after the WAL is reset.
+    Extra,
+}
+
+impl SqliteSynchronous {
+    /// The value as the URL parameter and `PRAGMA synchronous` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Normal => "normal",
+            Self::Full => "full",
+            Self::Extra => "extra",
+        }
+    }
+}
+
+impl std::str::FromStr for SqliteSynchronous {
+    type Err = DomainError;
+
+    fn from_str(s: &str) -> Result<Self, DomainError> {
+        match s.to_ascii_lowercase().as_str() {
+            "off" | "0" => Ok(Self::Off),
+            "normal" | "1" => Ok(Self::Normal),
+            "full" | "2" => Ok(Self::Full),
+            "extra" | "3" => Ok(Self::Extra),
+            _ => Err(DomainError::invalid(
+                "synchronous",
+                format!("{s:?} is not one of off, normal, full, extra"),
+            )),
+        }
+    }
+}
+
+/// Takes Waymark's own query parameters (`synchronous`) out of a SQLite URL, leaving the rest
+/// for the driver.
+#[cfg(feature = "sqlite")]
+fn split_sqlite_url(url: &str) -> Result<(String, Option<SqliteSynchronous>), DomainError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut sync = None;
+    let mut rest = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("synchronous", v)) => sync = Some(v.parse()?),
+            _ => rest.push(pair),
+        }
+    }
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    Ok((url, sync))
 }
 
 impl std::fmt::Debug for ConnectOptions {
@@ -50,6 +126,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("statement_cache", &self.statement_cache)
             .field("max_trace_content", &self.max_trace_content)
             .field("postgres_schema", &self.postgres_schema)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +140,7 @@ impl Default for ConnectOptions {
             statement_cache: true,
             max_trace_content: DEFAULT_MAX_TRACE_CONTENT,
             postgres_schema: None,
+            sqlite_synchronous: SqliteSynchronous::Normal,
         }
     }
 }
@@ -201,10 +279,17 @@ async fn connect_sqlite(
     options: &ConnectOptions,
     sql_options: SqlOptions,
 ) -> Result<SqlBackend, SqlError> {
-    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous as Sync};
+    let (url, from_url) = split_sqlite_url(url).map_err(SqlError::Domain)?;
+    let synchronous = match from_url.unwrap_or(options.sqlite_synchronous) {
+        SqliteSynchronous::Off => Sync::Off,
+        SqliteSynchronous::Normal => Sync::Normal,
+        SqliteSynchronous::Full => Sync::Full,
+        SqliteSynchronous::Extra => Sync::Extra,
+    };
     let in_memory =
         url == "sqlite::memory:" || url.contains(":memory:") || url.contains("mode=memory");
-    let mut opts = sea_orm::ConnectOptions::new(url.to_owned());
+    let mut opts = sea_orm::ConnectOptions::new(url.clone());
     opts.sqlx_logging(false)
         .max_lifetime(None::<Duration>)
         .idle_timeout(None::<Duration>)
@@ -219,12 +304,17 @@ async fn connect_sqlite(
         let o = o
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            .create_if_missing(true);
+            .create_if_missing(true)
+            // Statistics for the planner: tables never analyzed on open (bounded work), and
+            // whatever the connection's queries noted on close.
+            .analysis_limit(400)
+            .pragma("optimize", "0x10002")
+            .optimize_on_close(true, 400);
         if in_memory {
             o
         } else {
             o.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(synchronous)
         }
     });
     let conn = sea_orm::Database::connect(opts)
@@ -346,4 +436,64 @@ mod nagle {
 
     #[cfg(not(target_os = "linux"))]
     pub(super) fn disable_on_connections_to(_port: u16) {}
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synchronous_is_taken_out_of_sqlite_urls() {
+        assert_eq!(
+            split_sqlite_url("sqlite://a.db?mode=rwc&synchronous=FULL").unwrap(),
+            (
+                "sqlite://a.db?mode=rwc".to_owned(),
+                Some(SqliteSynchronous::Full)
+            )
+        );
+        assert_eq!(
+            split_sqlite_url("sqlite://a.db?synchronous=normal").unwrap(),
+            ("sqlite://a.db".to_owned(), Some(SqliteSynchronous::Normal))
+        );
+        assert_eq!(
+            split_sqlite_url("sqlite::memory:").unwrap(),
+            ("sqlite::memory:".to_owned(), None)
+        );
+        assert!(
+            split_sqlite_url("sqlite://a.db?synchronous=sometimes")
+                .unwrap_err()
+                .is_invalid_input()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_synchronous_setting_reaches_the_connection() {
+        let dir = std::env::temp_dir().join(format!("waymark-sync-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.db");
+        for (url_param, option, expected) in [
+            ("", SqliteSynchronous::Normal, 1_i64),
+            ("", SqliteSynchronous::Full, 2),
+            ("&synchronous=full", SqliteSynchronous::Normal, 2),
+            ("&synchronous=normal", SqliteSynchronous::Full, 1),
+        ] {
+            let url = format!("sqlite://{}?mode=rwc{url_param}", path.display());
+            let options = ConnectOptions {
+                sqlite_synchronous: option,
+                pool_size: 1,
+                migrate: false,
+                ..ConnectOptions::default()
+            };
+            let b = connect_sql(&url, &options).await.unwrap();
+            assert_eq!(
+                b.pragma_i64("synchronous").await.unwrap(),
+                expected,
+                "{url}"
+            );
+            b.close().await.unwrap();
+        }
+        let bad = format!("sqlite://{}?synchronous=maybe", path.display());
+        assert!(connect_sql(&bad, &ConnectOptions::default()).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -355,6 +355,13 @@ impl Sql {
         self
     }
 
+    /// Puts text before the statement (`EXPLAIN QUERY PLAN `, for tests of query plans).
+    #[cfg(test)]
+    pub fn prepend(&mut self, text: &str) -> &mut Self {
+        self.text.insert_str(0, text);
+        self
+    }
+
     /// The finished statement.
     pub fn build(self, kind: Kind) -> Statement {
         kind.stmt(self.text, self.vals)

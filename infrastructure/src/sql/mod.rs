@@ -172,6 +172,30 @@ impl SqlBackend {
             .map_err(|e| SqlError::db("admin.execute", e))
     }
 
+    /// The value of an integer SQLite `PRAGMA` (`synchronous`, `page_size`, ...) as one pooled
+    /// connection sees it. Administrative: tests and the benchmark check settings with it.
+    pub async fn pragma_i64(&self, name: &str) -> SqlResult<i64> {
+        const OP: &str = "admin.pragma";
+        let db = &self.shared.db;
+        if db.kind != Kind::Sqlite {
+            return Err(SqlError::Config("PRAGMA is SQLite only".into()));
+        }
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(SqlError::Config(format!("bad pragma name {name:?}")));
+        }
+        let row = db::one(
+            &db.conn,
+            db.kind.stmt(
+                format!("SELECT CAST({name} AS BIGINT) AS n FROM pragma_{name}()"),
+                vec![],
+            ),
+            OP,
+        )
+        .await?
+        .ok_or_else(|| SqlError::corrupt(OP, "no row"))?;
+        db::Row::new(&row, db.kind, OP).i64("n")
+    }
+
     /// Bytes the database holds for Waymark's tables (SQLite: the database's pages;
     /// PostgreSQL: `pg_total_relation_size` of every `waymark_` table in the search path).
     pub async fn stored_bytes(&self) -> SqlResult<u64> {

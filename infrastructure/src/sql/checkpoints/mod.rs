@@ -47,6 +47,17 @@ const TASKS_CHANNEL: &str = "__pregel_tasks";
 /// Keys per statement when a list of keys is bound.
 const KEY_CHUNK: usize = 500;
 
+/// Payload rows per `INSERT` (each is one term of a compound `SELECT`; SQLite allows 500).
+const PAYLOAD_CHUNK: usize = 100;
+
+/// A payload a put stores: whole, or as an append delta over a cached base.
+struct NewPayload<'a> {
+    channel: &'a ChannelName,
+    version: String,
+    value: &'a TypedValue,
+    delta: Option<(Vec<u8>, payload::CachedPayload)>,
+}
+
 /// The columns of a checkpoint row as reads select them.
 const CHECKPOINT_COLUMNS: &str =
     "thread_id, ns, checkpoint_id, parent_id, CAST(metadata AS TEXT) AS metadata, body";
@@ -201,43 +212,46 @@ impl SqlCheckpointRepository {
         keys: &BTreeSet<(String, String)>,
         op: &'static str,
     ) -> SqlResult<PayloadSet> {
+        Ok(self
+            .fetch_payloads_guarded(c, thread_id, ns, keys, None, op)
+            .await?
+            .0)
+    }
+
+    /// [`Self::fetch_payloads`], also returning, from the same statement (one snapshot), the
+    /// body of checkpoint `guard` if it still exists.
+    ///
+    /// The chain is walked over keys only (small rows, cheap `UNION` de-duplication), one
+    /// primary-key probe per delta: `CROSS JOIN` makes SQLite keep the keys as the outer loop
+    /// (left to itself, the planner of the bundled SQLite scanned the payload table once per
+    /// delta, a cost growing with the thread). The bytes are joined once at the end.
+    async fn fetch_payloads_guarded<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        thread_id: &ThreadId,
+        ns: &CheckpointNamespace,
+        keys: &BTreeSet<(String, String)>,
+        guard: Option<&CheckpointId>,
+        op: &'static str,
+    ) -> SqlResult<(PayloadSet, Option<Vec<u8>>)> {
         let kind = self.kind();
         let mut set = PayloadSet::default();
+        let mut guard_body = None;
         let keys: Vec<&(String, String)> = keys.iter().collect();
-        for chunk in keys.chunks(KEY_CHUNK) {
-            // The recursion walks keys only (small rows, cheap `UNION` de-duplication); the
-            // payload bytes are joined once at the end.
-            let mut q = Sql::new("WITH RECURSIVE want (channel, version) AS (VALUES ");
-            for (i, (ch, ver)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    q.push(", ");
-                }
-                q.push("(")
-                    .val(text(ch.clone()))
-                    .push(", ")
-                    .val(text(ver.clone()))
-                    .push(")");
-            }
-            let t = q.bind(text(thread_id.as_str()));
-            let n = q.bind(text(ns.as_str()));
-            // PostgreSQL wants both terms of the recursion in the columns' collation.
-            let coll = match kind {
-                Kind::Postgres => " COLLATE \"C\"",
-                Kind::Sqlite => "",
-            };
-            q.push(&format!(
-                "), keys (channel, version) AS (SELECT channel{coll}, version{coll} FROM want UNION \
-                 SELECT p.channel, p.base_version FROM keys k JOIN waymark_checkpoint_payloads p \
-                 ON p.thread_id = {t} AND p.ns = {n} AND p.channel = k.channel AND p.version = k.version \
-                 WHERE p.base_version IS NOT NULL) \
-                 SELECT p.channel, p.version, p.type_tag, p.base_version, p.data FROM keys k \
-                 JOIN waymark_checkpoint_payloads p ON p.thread_id = {t} AND p.ns = {n} \
-                 AND p.channel = k.channel AND p.version = k.version"
-            ));
+        let chunks: Vec<&[&(String, String)]> = keys.chunks(KEY_CHUNK).collect();
+        for (chunk_no, chunk) in chunks.iter().enumerate() {
+            // The guard goes with the last statement: a row still there then was there all along.
+            let last = chunk_no + 1 == chunks.len();
+            let q = payload_query(kind, thread_id, ns, chunk, guard.filter(|_| last));
             for row in db::all(c, q.build(kind), op).await? {
                 let r = Row::new(&row, kind, op);
+                let channel = r.text("channel")?;
+                if channel.is_empty() {
+                    guard_body = Some(r.bytes("data")?);
+                    continue;
+                }
                 set.rows.insert(
-                    (r.text("channel")?, r.text("version")?),
+                    (channel, r.text("version")?),
                     PayloadRow {
                         type_tag: r.text("type_tag")?,
                         data: r.bytes("data")?,
@@ -246,7 +260,7 @@ impl SqlCheckpointRepository {
                 );
             }
         }
-        Ok(set)
+        Ok((set, guard_body))
     }
 
     /// Pending writes of the given checkpoints of one namespace, by checkpoint id.
@@ -326,31 +340,7 @@ impl SqlCheckpointRepository {
             let mut by_id = self.fetch_writes(c, &thread_id, &ns, &ids, op).await?;
             for &i in &members {
                 writes[i] = by_id.remove(&rows[i].id).unwrap_or_default();
-                let body = &decoded[i];
-                let cp = &body.checkpoint;
-                let mut out = indexmap::IndexMap::with_capacity(body.value_order.len());
-                for channel in &body.value_order {
-                    let value = match cp.channel_values.get(channel) {
-                        Some(v) => Some(v.clone()),
-                        None => match cp.channel_versions.get(channel) {
-                            Some(ver) => {
-                                payloads.value(channel.as_str(), &ver.as_key_text(), op)?
-                            }
-                            None => None,
-                        },
-                    };
-                    if let Some(v) = value {
-                        out.insert(channel.clone(), v);
-                    }
-                }
-                for (channel, ver) in &cp.channel_versions {
-                    if !out.contains_key(channel)
-                        && let Some(v) = payloads.value(channel.as_str(), &ver.as_key_text(), op)?
-                    {
-                        out.insert(channel.clone(), v);
-                    }
-                }
-                values[i] = out;
+                values[i] = fill_values(&decoded[i], &mut payloads, op)?;
             }
         }
         let mut tuples = Vec::with_capacity(rows.len());
@@ -369,8 +359,104 @@ impl SqlCheckpointRepository {
         Ok(tuples)
     }
 
-    /// Writes one put inside the caller's transaction; returns the cache entries to record
-    /// after commit.
+    /// `get_tuple` in at most two statements and no transaction: the row with its pending
+    /// writes (one join), then its payloads together with the row's body again. Payloads are
+    /// immutable and only collected once no checkpoint references them, so if the second
+    /// statement still sees the same row, the payloads it returns are the row's, and the
+    /// result is what one snapshot would have read. `Ok(None)` means a concurrent write or
+    /// delete changed the row in between (the caller reads again in a transaction).
+    async fn get_tuple_fast(
+        &self,
+        thread_id: &ThreadId,
+        namespace: &CheckpointNamespace,
+        checkpoint_id: Option<&CheckpointId>,
+    ) -> SqlResult<Option<Option<CheckpointTuple>>> {
+        const OP: &str = "checkpoints.get_tuple";
+        let kind = self.kind();
+        let conn = &self.shared.db.conn;
+        let mut q = Sql::new(
+            "SELECT c.thread_id, c.ns, c.checkpoint_id, c.parent_id, c.metadata, c.body, \
+             w.task_id AS w_task_id, w.idx AS w_idx, w.task_path AS w_task_path, \
+             w.channel AS w_channel, w.type_tag AS w_type_tag, w.data AS w_data FROM (SELECT \
+             thread_id, ns, checkpoint_id, parent_id, CAST(metadata AS TEXT) AS metadata, body \
+             FROM waymark_checkpoints WHERE thread_id = ",
+        );
+        q.val(text(thread_id.as_str()))
+            .push(" AND ns = ")
+            .val(text(namespace.as_str()));
+        match checkpoint_id {
+            Some(id) => {
+                q.push(" AND checkpoint_id = ").val(text(id.as_str()));
+            }
+            None => {
+                q.push(" ORDER BY checkpoint_id DESC LIMIT 1");
+            }
+        }
+        q.push(
+            ") c LEFT JOIN waymark_checkpoint_writes w ON w.thread_id = c.thread_id \
+             AND w.ns = c.ns AND w.checkpoint_id = c.checkpoint_id",
+        );
+        let rows = db::all(conn, q.build(kind), OP).await?;
+        let Some(first) = rows.first() else {
+            return Ok(Some(None));
+        };
+        let row = cp_row(&Row::new(first, kind, OP))?;
+        let mut writes = Vec::new();
+        for r in &rows {
+            let r = Row::new(r, kind, OP);
+            let Some(task_id) = r.opt_id("w_task_id")? else {
+                continue;
+            };
+            writes.push(PendingWrite {
+                task_id,
+                task_path: r.text("w_task_path")?,
+                channel: r.id("w_channel")?,
+                value: TypedValue::new(r.text("w_type_tag")?, r.bytes("w_data")?)
+                    .map_err(|e| SqlError::corrupt(OP, e))?,
+                idx: r.i64("w_idx")?,
+            });
+        }
+        sort_pending_writes(&mut writes);
+        let body = body::decode(&row.body, row.id.clone())
+            .map_err(|e| SqlError::corrupt(OP, format!("checkpoint body: {e}")))?;
+        let keys: BTreeSet<(String, String)> = body
+            .checkpoint
+            .channel_versions
+            .iter()
+            .filter(|(ch, _)| !body.checkpoint.channel_values.contains_key(*ch))
+            .map(|(ch, ver)| (ch.as_str().to_owned(), ver.as_key_text()))
+            .collect();
+        let mut payloads = if keys.is_empty() {
+            PayloadSet::default()
+        } else {
+            let (set, seen) = self
+                .fetch_payloads_guarded(conn, thread_id, namespace, &keys, Some(&row.id), OP)
+                .await?;
+            if seen.as_deref() != Some(row.body.as_slice()) {
+                return Ok(None);
+            }
+            set
+        };
+        let values = fill_values(&body, &mut payloads, OP)?;
+        let mut checkpoint = body.checkpoint;
+        checkpoint.channel_values = values;
+        Ok(Some(Some(CheckpointTuple {
+            thread_id: row.thread_id,
+            namespace: row.ns,
+            checkpoint,
+            metadata: CheckpointMetadata(row.metadata),
+            parent_id: row.parent_id,
+            pending_writes: writes,
+        })))
+    }
+
+    /// Writes one put inside the caller's write transaction, in two statements when nothing
+    /// unusual happens: one multi-row `INSERT` of the payloads that are new to this process
+    /// (an append delta guarded by its base's existence, snapshots otherwise) and the
+    /// checkpoint row's upsert, guarded by the existence of the payloads it skipped because
+    /// this process wrote them already. A failed guard (a base or a skipped payload deleted
+    /// by someone else meanwhile) falls back to writing whole values. Cache entries to record
+    /// after commit go to `cache_updates`.
     async fn write_put<C: ConnectionTrait>(
         &self,
         c: &C,
@@ -381,165 +467,211 @@ impl SqlCheckpointRepository {
         )>,
         op: &'static str,
     ) -> SqlResult<()> {
-        let kind = self.kind();
         let cp = &put.checkpoint;
-        // Versioned carried values: payload keys.
-        let versioned: Vec<(&ChannelName, String, &TypedValue)> = cp
-            .channel_values
-            .iter()
-            .filter_map(|(ch, v)| {
-                cp.channel_versions
-                    .get(ch)
-                    .map(|ver| (ch, ver.as_key_text(), v))
-            })
-            .collect();
-        if !versioned.is_empty() {
-            // Which keys exist already: their bytes need not travel.
-            let mut q = Sql::new(
-                "SELECT channel, version FROM waymark_checkpoint_payloads WHERE thread_id = ",
-            );
-            q.val(text(put.thread_id.as_str()))
-                .push(" AND ns = ")
-                .val(text(put.namespace.as_str()))
-                .push(" AND channel IN ");
-            in_list(&mut q, versioned.iter().map(|(ch, _, _)| ch.as_str()));
-            q.push(" AND version IN ");
-            in_list(&mut q, versioned.iter().map(|(_, ver, _)| ver.as_str()));
-            let mut existing: HashSet<(String, String)> = HashSet::new();
-            for row in db::all(c, q.build(kind), op).await? {
-                let r = Row::new(&row, kind, op);
-                existing.insert((r.text("channel")?, r.text("version")?));
+        let cache = &self.shared.payload_cache;
+        // Versioned carried values: skipped (this process wrote that version), or new.
+        let mut skipped: Vec<(&ChannelName, String, &TypedValue)> = Vec::new();
+        let mut fresh: Vec<NewPayload<'_>> = Vec::new();
+        for (channel, value) in &cp.channel_values {
+            let Some(ver) = cp.channel_versions.get(channel) else {
+                continue;
+            };
+            let version = ver.as_key_text();
+            let cached = cache.get(&put.thread_id, &put.namespace, channel);
+            if cached.as_ref().is_some_and(|b| b.version == version) {
+                skipped.push((channel, version, value));
+                continue;
             }
-            for (channel, version, value) in versioned {
-                if existing.contains(&(channel.as_str().to_owned(), version.clone())) {
-                    continue;
+            let delta = cached.and_then(|base| {
+                if value.type_tag() != TypedValue::MSGPACK || base.depth >= payload::MAX_DEPTH {
+                    return None;
                 }
-                let entry = self
-                    .store_payload(c, put, channel, &version, value, op)
-                    .await?;
+                let d = payload::delta(&base.bytes, value.bytes())?;
+                (base.chain_bytes + d.len() <= base.snapshot_len).then_some((d, base))
+            });
+            fresh.push(NewPayload {
+                channel,
+                version,
+                value,
+                delta,
+            });
+        }
+        let inserted = self.insert_payloads(c, put, &fresh, op).await?;
+        for p in &fresh {
+            let key = (p.channel.as_str().to_owned(), p.version.clone());
+            let whole = || Arc::new(p.value.bytes().to_vec());
+            let entry = if inserted.contains(&key) {
+                Some(match &p.delta {
+                    Some((d, base)) => payload::CachedPayload {
+                        version: p.version.clone(),
+                        bytes: whole(),
+                        depth: base.depth + 1,
+                        chain_bytes: base.chain_bytes + d.len(),
+                        snapshot_len: base.snapshot_len,
+                    },
+                    None => payload::CachedPayload::snapshot(p.version.clone(), whole()),
+                })
+            } else if p.delta.is_some() {
+                // The delta was refused: its base is gone, or the key exists already. A
+                // snapshot (or nothing, if the key exists) is stored instead.
+                let snap = [NewPayload {
+                    channel: p.channel,
+                    version: p.version.clone(),
+                    value: p.value,
+                    delta: None,
+                }];
+                let done = self.insert_payloads(c, put, &snap, op).await?;
+                done.contains(&key)
+                    .then(|| payload::CachedPayload::snapshot(p.version.clone(), whole()))
+            } else {
+                None
+            };
+            if let Some(entry) = entry {
                 cache_updates.push((
                     (
                         put.thread_id.clone(),
                         put.namespace.clone(),
-                        channel.clone(),
+                        p.channel.clone(),
                     ),
                     entry,
                 ));
             }
         }
-        let body = body::encode(cp, |ch| cp.channel_versions.contains_key(ch));
-        let metadata = serde_json::to_string(&put.metadata.0)
-            .map_err(|e| SqlError::corrupt(op, format!("metadata: {e}")))?;
-        let cast = match kind {
-            Kind::Postgres => "CAST($6 AS JSON)",
-            Kind::Sqlite => "$6",
-        };
-        db::exec(
-            c,
-            kind.stmt(
-                format!(
-                    "INSERT INTO waymark_checkpoints (thread_id, ns, checkpoint_id, parent_id, run_id, \
-                     metadata, v, body) VALUES ($1, $2, $3, $4, $5, {cast}, $7, $8) \
-                     ON CONFLICT (thread_id, ns, checkpoint_id) DO UPDATE SET parent_id = excluded.parent_id, \
-                     run_id = excluded.run_id, metadata = excluded.metadata, v = excluded.v, body = excluded.body"
-                ),
-                vec![
-                    text(put.thread_id.as_str()),
-                    text(put.namespace.as_str()),
-                    text(cp.id.as_str()),
-                    opt_text(put.parent_id.as_ref().map(|p| p.as_str())),
-                    opt_text(put.metadata.run_id()),
-                    text(metadata),
-                    int(cp.v),
-                    bytes(body),
-                ],
-            ),
-            op,
-        )
-        .await?;
+        if !self.upsert_checkpoint(c, put, &skipped, op).await? {
+            // A payload this process wrote was deleted since: store the skipped values whole.
+            let whole: Vec<NewPayload<'_>> = skipped
+                .iter()
+                .map(|(channel, version, value)| NewPayload {
+                    channel,
+                    version: version.clone(),
+                    value,
+                    delta: None,
+                })
+                .collect();
+            self.insert_payloads(c, put, &whole, op).await?;
+            if !self.upsert_checkpoint(c, put, &[], op).await? {
+                return Err(SqlError::corrupt(op, "checkpoint upsert wrote no row"));
+            }
+        }
         Ok(())
     }
 
-    /// Stores one payload, as an append delta when the cache holds a base it extends.
-    async fn store_payload<C: ConnectionTrait>(
+    /// Inserts payloads of one put (insert-or-ignore, deltas only over an existing base) in
+    /// one statement per chunk; returns the keys actually inserted.
+    async fn insert_payloads<C: ConnectionTrait>(
         &self,
         c: &C,
         put: &CheckpointPut,
-        channel: &ChannelName,
-        version: &str,
-        value: &TypedValue,
+        rows: &[NewPayload<'_>],
         op: &'static str,
-    ) -> SqlResult<payload::CachedPayload> {
+    ) -> SqlResult<HashSet<(String, String)>> {
         let kind = self.kind();
-        let whole = Arc::new(value.bytes().to_vec());
-        if value.type_tag() == TypedValue::MSGPACK
-            && let Some(base) =
-                self.shared
-                    .payload_cache
-                    .get(&put.thread_id, &put.namespace, channel)
-            && base.depth < payload::MAX_DEPTH
-            && base.version != version
-            && let Some(d) = payload::delta(&base.bytes, value.bytes())
-            && base.chain_bytes + d.len() <= base.snapshot_len
-        {
-            let d_len = d.len();
-            let inserted = db::exec(
-                c,
-                kind.stmt(
-                    "INSERT INTO waymark_checkpoint_payloads (thread_id, ns, channel, version, \
-                     type_tag, data, base_version, depth) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
-                     WHERE EXISTS (SELECT 1 FROM waymark_checkpoint_payloads WHERE thread_id = $1 \
-                     AND ns = $2 AND channel = $3 AND version = $7) \
-                     ON CONFLICT (thread_id, ns, channel, version) DO NOTHING",
-                    vec![
-                        text(put.thread_id.as_str()),
-                        text(put.namespace.as_str()),
-                        text(channel.as_str()),
-                        text(version),
-                        text(value.type_tag()),
-                        bytes(d),
-                        text(base.version.clone()),
-                        int(base.depth + 1),
-                    ],
-                ),
-                op,
-            )
-            .await?;
-            if inserted > 0 {
-                return Ok(payload::CachedPayload {
-                    version: version.to_owned(),
-                    bytes: whole,
-                    depth: base.depth + 1,
-                    chain_bytes: base.chain_bytes + d_len,
-                    snapshot_len: base.snapshot_len,
-                });
+        let mut inserted = HashSet::new();
+        for chunk in rows.chunks(PAYLOAD_CHUNK) {
+            let mut q = Sql::new(
+                "INSERT INTO waymark_checkpoint_payloads (thread_id, ns, channel, version, \
+                 type_tag, data, base_version, depth) ",
+            );
+            let t = q.bind(text(put.thread_id.as_str()));
+            let n = q.bind(text(put.namespace.as_str()));
+            for (i, p) in chunk.iter().enumerate() {
+                if i > 0 {
+                    q.push(" UNION ALL ");
+                }
+                let ch = q.bind(text(p.channel.as_str()));
+                q.push(&format!("SELECT {t}, {n}, {ch}, "))
+                    .val(text(p.version.clone()))
+                    .push(", ")
+                    .val(text(p.value.type_tag()))
+                    .push(", ");
+                match &p.delta {
+                    Some((d, base)) => {
+                        q.val(bytes(d.clone())).push(", ");
+                        let b = q.bind(text(base.version.clone()));
+                        q.push(&format!("{b}, "))
+                            .val(int(base.depth + 1))
+                            .push(&format!(
+                                " WHERE EXISTS (SELECT 1 FROM waymark_checkpoint_payloads \
+                                 WHERE thread_id = {t} AND ns = {n} AND channel = {ch} \
+                                 AND version = {b})"
+                            ));
+                    }
+                    None => {
+                        q.val(bytes(p.value.bytes().to_vec()))
+                            .push(", CAST(NULL AS TEXT), ")
+                            .val(int(0))
+                            .push(" WHERE 1 = 1");
+                    }
+                }
+            }
+            q.push(
+                " ON CONFLICT (thread_id, ns, channel, version) DO NOTHING \
+                 RETURNING channel, version",
+            );
+            for row in db::all(c, q.build(kind), op).await? {
+                let r = Row::new(&row, kind, op);
+                inserted.insert((r.text("channel")?, r.text("version")?));
             }
         }
-        db::exec(
-            c,
-            kind.stmt(
-                "INSERT INTO waymark_checkpoint_payloads (thread_id, ns, channel, version, \
-                 type_tag, data, base_version, depth) VALUES ($1, $2, $3, $4, $5, $6, NULL, 0) \
-                 ON CONFLICT (thread_id, ns, channel, version) DO NOTHING",
-                vec![
-                    text(put.thread_id.as_str()),
-                    text(put.namespace.as_str()),
-                    text(channel.as_str()),
-                    text(version),
-                    text(value.type_tag()),
-                    bytes(value.bytes().to_vec()),
-                ],
-            ),
-            op,
-        )
-        .await?;
-        Ok(payload::CachedPayload {
-            version: version.to_owned(),
-            snapshot_len: whole.len(),
-            bytes: whole,
-            depth: 0,
-            chain_bytes: 0,
-        })
+        Ok(inserted)
+    }
+
+    /// Upserts the checkpoint row, only if every payload in `must_exist` is stored; returns
+    /// whether the row was written.
+    async fn upsert_checkpoint<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        put: &CheckpointPut,
+        must_exist: &[(&ChannelName, String, &TypedValue)],
+        op: &'static str,
+    ) -> SqlResult<bool> {
+        let kind = self.kind();
+        let cp = &put.checkpoint;
+        let body = body::encode(cp, |ch| cp.channel_versions.contains_key(ch));
+        let metadata = serde_json::to_string(&put.metadata.0)
+            .map_err(|e| SqlError::corrupt(op, format!("metadata: {e}")))?;
+        let mut q = Sql::new(
+            "INSERT INTO waymark_checkpoints (thread_id, ns, checkpoint_id, parent_id, run_id, \
+             metadata, v, body) SELECT ",
+        );
+        let t = q.bind(text(put.thread_id.as_str()));
+        let n = q.bind(text(put.namespace.as_str()));
+        q.push(&format!("{t}, {n}, "))
+            .val(text(cp.id.as_str()))
+            .push(", ")
+            .val(opt_text(put.parent_id.as_ref().map(|p| p.as_str())))
+            .push(", ")
+            .val(opt_text(put.metadata.run_id()))
+            .push(", ");
+        match kind {
+            Kind::Postgres => q.push("CAST(").val(text(metadata)).push(" AS JSON)"),
+            Kind::Sqlite => q.val(text(metadata)),
+        };
+        q.push(", ").val(int(cp.v)).push(", ").val(bytes(body));
+        if must_exist.is_empty() {
+            q.push(" WHERE 1 = 1");
+        } else {
+            q.push(&format!(
+                " WHERE (SELECT COUNT(*) FROM waymark_checkpoint_payloads WHERE thread_id = {t} \
+                 AND ns = {n} AND ("
+            ));
+            for (i, (channel, version, _)) in must_exist.iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                q.push("(channel = ")
+                    .val(text(channel.as_str()))
+                    .push(" AND version = ")
+                    .val(text(version.clone()))
+                    .push(")");
+            }
+            q.push(")) = ").val(int(must_exist.len() as i64));
+        }
+        q.push(
+            " ON CONFLICT (thread_id, ns, checkpoint_id) DO UPDATE SET parent_id = excluded.parent_id, \
+             run_id = excluded.run_id, metadata = excluded.metadata, v = excluded.v, body = excluded.body",
+        );
+        Ok(db::exec(c, q.build(kind), op).await? > 0)
     }
 
     /// Deletes payloads of one namespace that no remaining checkpoint references, keeping the
@@ -822,6 +954,98 @@ impl SqlCheckpointRepository {
     }
 }
 
+/// The statement reading payloads `keys` of one namespace with every delta base below them
+/// (see [`SqlCheckpointRepository::fetch_payloads_guarded`]); with `guard`, one more row with
+/// an empty channel holds that checkpoint's body.
+fn payload_query(
+    kind: Kind,
+    thread_id: &ThreadId,
+    ns: &CheckpointNamespace,
+    keys: &[&(String, String)],
+    guard: Option<&CheckpointId>,
+) -> Sql {
+    let mut q = Sql::new("WITH RECURSIVE want (channel, version) AS (VALUES ");
+    for (i, (ch, ver)) in keys.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push("(")
+            .val(text(ch.clone()))
+            .push(", ")
+            .val(text(ver.clone()))
+            .push(")");
+    }
+    let t = q.bind(text(thread_id.as_str()));
+    let n = q.bind(text(ns.as_str()));
+    // PostgreSQL wants both terms of the recursion in the columns' collation.
+    let coll = match kind {
+        Kind::Postgres => " COLLATE \"C\"",
+        Kind::Sqlite => "",
+    };
+    // One primary-key probe per key and per delta, whatever the statistics say: SQLite keeps
+    // the left table of a `CROSS JOIN` as the outer loop; PostgreSQL does not flatten a
+    // `LATERAL` subquery with a `LIMIT`. (Without them, both planners were seen scanning the
+    // thread's payloads, or the whole table, per read.) `base_version IS NOT NULL` stays
+    // outside the probe so the partial index on it is never picked for the lookup.
+    let probe = |cols: &str, k: &str| match kind {
+        Kind::Sqlite => format!(
+            "keys {k} CROSS JOIN waymark_checkpoint_payloads p WHERE p.thread_id = {t} AND p.ns = {n} \
+             AND p.channel = {k}.channel AND p.version = {k}.version"
+        ),
+        Kind::Postgres => format!(
+            "keys {k} CROSS JOIN LATERAL (SELECT {cols} FROM waymark_checkpoint_payloads \
+             WHERE thread_id = {t} AND ns = {n} AND channel = {k}.channel \
+             AND version = {k}.version LIMIT 1) p WHERE 1 = 1"
+        ),
+    };
+    q.push(&format!(
+        "), keys (channel, version) AS (SELECT channel{coll}, version{coll} FROM want UNION \
+         SELECT p.channel, p.base_version FROM {} AND p.base_version IS NOT NULL) \
+         SELECT p.channel, p.version, p.type_tag, p.base_version, p.data FROM {}",
+        probe("channel, base_version", "k"),
+        probe("channel, version, type_tag, base_version, data", "k"),
+    ));
+    if let Some(id) = guard {
+        q.push(&format!(
+            " UNION ALL SELECT ''{coll}, ''{coll}, '', CAST(NULL AS TEXT){coll}, body \
+             FROM waymark_checkpoints WHERE thread_id = {t} AND ns = {n} AND checkpoint_id = "
+        ))
+        .val(text(id.as_str()));
+    }
+    q
+}
+
+/// A checkpoint's channel values in their stored order: inline values from the body, the
+/// others rebuilt from `payloads`.
+fn fill_values(
+    body: &body::DecodedBody,
+    payloads: &mut PayloadSet,
+    op: &'static str,
+) -> SqlResult<indexmap::IndexMap<ChannelName, TypedValue>> {
+    let cp = &body.checkpoint;
+    let mut out = indexmap::IndexMap::with_capacity(body.value_order.len());
+    for channel in &body.value_order {
+        let value = match cp.channel_values.get(channel) {
+            Some(v) => Some(v.clone()),
+            None => match cp.channel_versions.get(channel) {
+                Some(ver) => payloads.value(channel.as_str(), &ver.as_key_text(), op)?,
+                None => None,
+            },
+        };
+        if let Some(v) = value {
+            out.insert(channel.clone(), v);
+        }
+    }
+    for (channel, ver) in &cp.channel_versions {
+        if !out.contains_key(channel)
+            && let Some(v) = payloads.value(channel.as_str(), &ver.as_key_text(), op)?
+        {
+            out.insert(channel.clone(), v);
+        }
+    }
+    Ok(out)
+}
+
 /// Drops duplicate `(task_id, idx)` keys of one call the way the rule resolves them: the last
 /// one wins for an upsert, the first for insert-or-ignore.
 fn dedupe_writes(rows: Vec<PendingWrite>, upsert: bool) -> Vec<PendingWrite> {
@@ -940,7 +1164,13 @@ impl CheckpointRepository for SqlCheckpointRepository {
                 q.push(" ORDER BY checkpoint_id DESC LIMIT 1");
             }
         }
-        // One snapshot for the row, its writes and its payloads.
+        if let Some(found) = self
+            .get_tuple_fast(thread_id, namespace, checkpoint_id.as_ref())
+            .await?
+        {
+            return Ok(found);
+        }
+        // A delete raced the fast path: read again in one snapshot.
         let txn = self.shared.db.begin_read(OP).await?;
         let Some(row) = db::one(&txn, q.build(kind), OP).await? else {
             return Ok(None);

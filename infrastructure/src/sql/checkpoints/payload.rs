@@ -99,6 +99,19 @@ pub(crate) struct CachedPayload {
     pub snapshot_len: usize,
 }
 
+impl CachedPayload {
+    /// A payload stored whole.
+    pub(crate) fn snapshot(version: String, bytes: Arc<Vec<u8>>) -> Self {
+        Self {
+            version,
+            snapshot_len: bytes.len(),
+            bytes,
+            depth: 0,
+            chain_bytes: 0,
+        }
+    }
+}
+
 type Key = (ThreadId, CheckpointNamespace, ChannelName);
 
 #[derive(Default)]

@@ -287,6 +287,79 @@ async fn a_cold_cache_continues_a_thread(b: &SqlBackend, other: &SqlBackend) {
     );
 }
 
+/// What this process wrote, deleted by another process, is written again: a later put that
+/// carries the value unchanged (the writer skips values it knows are stored) and a put whose
+/// value extends it (the writer would store a delta over it).
+async fn payloads_deleted_elsewhere_are_written_again(b: &SqlBackend, other: &SqlBackend) {
+    let thread = ThreadId::parse("again").unwrap();
+    let cps = b.stores().checkpoints;
+    cps.put(put("again", "a-1", None, messages(3, 5), "r"))
+        .await
+        .unwrap();
+    other
+        .stores()
+        .checkpoints
+        .delete_thread(&thread)
+        .await
+        .unwrap();
+    // Unchanged: the same channel version as `a-1`.
+    let mut same = put("again", "a-2", None, messages(3, 5), "r");
+    same.checkpoint
+        .channel_versions
+        .insert(ch(), ChannelVersion::Str("v-a-1".into()));
+    same.new_versions.clear();
+    cps.put(same).await.unwrap();
+    assert_eq!(
+        value_of(&b.stores(), "again", "a-2").await.unwrap(),
+        messages(3, 5)
+    );
+    other
+        .stores()
+        .checkpoints
+        .delete_thread(&thread)
+        .await
+        .unwrap();
+    // Extending: its delta base is gone.
+    cps.put(put("again", "a-3", None, messages(4, 5), "r"))
+        .await
+        .unwrap();
+    assert_eq!(
+        value_of(&b.stores(), "again", "a-3").await.unwrap(),
+        messages(4, 5)
+    );
+    assert_eq!(payload_rows(b, "again").await, (1, 0));
+}
+
+/// The payload read probes the primary key once per key and delta, whatever the thread
+/// holds: never a scan of the payload table.
+async fn payload_reads_probe_the_primary_key(b: &SqlBackend) {
+    grow(&b.stores(), "plan", 70).await;
+    let keys = [("messages".to_owned(), "v-cp-0069".to_owned())];
+    let keys: Vec<&(String, String)> = keys.iter().collect();
+    let guard = CheckpointId::parse(id(69)).unwrap();
+    let mut q = super::payload_query(
+        crate::sql::Kind::Sqlite,
+        &ThreadId::parse("plan").unwrap(),
+        &CheckpointNamespace::root(),
+        &keys,
+        Some(&guard),
+    );
+    q.prepend("EXPLAIN QUERY PLAN ");
+    let rows = crate::sql::db::all(&b.shared.db.conn, q.build(crate::sql::Kind::Sqlite), "test")
+        .await
+        .unwrap();
+    let plan: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "detail").unwrap())
+        .collect();
+    eprintln!("payload query plan:\n  {}", plan.join("\n  "));
+    assert!(
+        plan.iter().any(|d| d.starts_with("SEARCH p USING")),
+        "{plan:?}"
+    );
+    assert!(!plan.iter().any(|d| d.starts_with("SCAN p")), "{plan:?}");
+}
+
 fn options() -> ConnectOptions {
     ConnectOptions {
         pool_size: 4,
@@ -327,6 +400,8 @@ async fn sqlite_file() {
     deltas_read_back_and_survive_deletes(&b).await;
     copies_carry_their_bases(&b).await;
     a_cold_cache_continues_a_thread(&b, &other).await;
+    payloads_deleted_elsewhere_are_written_again(&b, &other).await;
+    payload_reads_probe_the_primary_key(&b).await;
     b.close().await.unwrap();
     other.close().await.unwrap();
     for s in ["", "-wal", "-shm"] {
@@ -349,6 +424,7 @@ async fn postgres() {
         deltas_read_back_and_survive_deletes(&b).await;
         copies_carry_their_bases(&b).await;
         a_cold_cache_continues_a_thread(&b, &other).await;
+        payloads_deleted_elsewhere_are_written_again(&b, &other).await;
     }))
     .await;
     other.close().await.unwrap();
