@@ -243,7 +243,7 @@ async fn reconcile_errors_threads_left_running_without_a_live_run() {
     let mut runs = MockRunRepository::new();
     runs.expect_reclaim_expired()
         .times(1)
-        .withf(|s, max| **s == UserScope::Unscoped && *max == 3)
+        .withf(|s, max| *s == UserScope::Unscoped && *max == 3)
         .returning(|_, _| {
             Ok(vec![
                 run("dead", "r1", RunStatus::Error),
@@ -258,7 +258,7 @@ async fn reconcile_errors_threads_left_running_without_a_live_run() {
         .expect_search()
         .times(1)
         .withf(|s, q| {
-            **s == UserScope::Unscoped
+            *s == UserScope::Unscoped
                 && q.status == Some(ThreadStatus::Running)
                 && q.page.offset == 0
         })
