@@ -516,7 +516,7 @@ pub async fn lists_are_newest_first_and_cursor_paged(b: &TestBackend) {
     }
     let other_thread = create_thread(b, &scope).await;
     create(b, &scope, &other_thread).await;
-    made.sort_by(|a, b| (b.created_at, b.run_id.clone()).cmp(&(a.created_at, a.run_id.clone())));
+    made.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.run_id.clone())));
     let want: Vec<RunId> = made.iter().map(|r| r.run_id.clone()).collect();
 
     let mut got = Vec::new();
