@@ -15,6 +15,7 @@
 //! | [`ThreadHistoryService`] | summarization-safe history and the visible feed (spec §3) |
 //! | [`ChatStreamService`] | chat-stream frame buffering and persistence (spec §5) |
 //! | [`FeedbackService`] | per-run feedback (spec §4) |
+//! | [`RunService`] | the run lifecycle: admission, leases, heartbeats, finish/cancel, expiry sweep, startup reconciliation, derived thread status (spec §6.2) |
 //!
 //! Every service returns [`ApplicationError`], which wraps [`waymark_domain::DomainError`]
 //! and adds the outcomes only a service produces.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod feedback;
 pub mod history;
 pub mod journal;
+pub mod runs;
 pub mod session_checkpoints;
 pub mod sessions;
 pub mod thread_checkpoints;
@@ -44,6 +46,7 @@ pub use error::{AppResult, ApplicationError};
 pub use feedback::FeedbackService;
 pub use history::HistoryManager;
 pub use journal::{JournalConfig, JournalHandle, RunJournal};
+pub use runs::{RunConfig, RunService};
 pub use session_checkpoints::SessionCheckpointManager;
 pub use sessions::SessionManager;
 pub use thread_checkpoints::ThreadCheckpointManager;

@@ -2,7 +2,7 @@
 //!
 //! The language of Waymark: the entities and value objects of agent persistence (sessions,
 //! threads, branches, snapshots, LangGraph-compatible checkpoints, run events, token usage,
-//! feedback, chat streams, key-value items) and one repository trait per aggregate, the
+//! feedback, chat streams, key-value items, runs) and one repository trait per aggregate, the
 //! *ports* that storage backends implement.
 //!
 //! This crate knows no database, runtime or transport. Ids and names are parse-don't-validate
@@ -25,6 +25,7 @@ pub mod ids;
 pub mod json;
 pub mod kv;
 pub mod paging;
+pub mod run;
 pub mod run_event;
 pub mod scope;
 pub mod session;
@@ -46,6 +47,7 @@ pub mod mocks {
     pub use crate::checkpoint::MockCheckpointRepository;
     pub use crate::feedback::MockFeedbackRepository;
     pub use crate::kv::MockKeyValueRepository;
+    pub use crate::run::MockRunRepository;
     pub use crate::run_event::MockRunEventRepository;
     pub use crate::session::MockSessionRepository;
     pub use crate::thread::MockThreadRepository;

@@ -7,6 +7,7 @@ use crate::chat_stream::ChatStreamRepository;
 use crate::checkpoint::CheckpointRepository;
 use crate::feedback::FeedbackRepository;
 use crate::kv::KeyValueRepository;
+use crate::run::RunRepository;
 use crate::run_event::RunEventRepository;
 use crate::session::SessionRepository;
 use crate::thread::ThreadRepository;
@@ -36,6 +37,8 @@ pub struct Stores {
     pub chat_streams: Arc<dyn ChatStreamRepository>,
     /// Key-value items.
     pub items: Arc<dyn KeyValueRepository>,
+    /// Runs and their leases.
+    pub runs: Arc<dyn RunRepository>,
 }
 
 impl std::fmt::Debug for Stores {

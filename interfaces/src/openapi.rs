@@ -79,6 +79,13 @@ impl Modify for BearerAuth {
         crate::api::feedback::list_for_thread,
         crate::api::feedback::stats,
         crate::api::feedback::delete_one,
+        crate::api::runs::create,
+        crate::api::runs::list,
+        crate::api::runs::get,
+        crate::api::runs::start,
+        crate::api::runs::heartbeat,
+        crate::api::runs::finish,
+        crate::api::runs::cancel,
         crate::api::tokens::record,
         crate::api::tokens::stats,
         crate::api::store::put,
@@ -108,6 +115,7 @@ impl Modify for BearerAuth {
         crate::api::threads::ForkBody, crate::api::threads::ForkResponse, crate::api::threads::SnapshotBody,
         crate::api::messages::EventIn, crate::api::messages::AppendEvents, crate::api::messages::EventList, crate::api::messages::FrameIn,
         crate::api::feedback::FeedbackIn, crate::api::feedback::FeedbackStatsDto, crate::api::tokens::UsageIn,
+        crate::api::dto::RunDto, crate::api::dto::RunListDto, crate::api::runs::CreateRun, crate::api::runs::StartRun, crate::api::runs::Heartbeat, crate::api::runs::FinishRun,
         crate::api::store::PutItem, crate::api::store::SearchItems, crate::api::store::ListNamespaces, crate::api::store::ItemList, crate::api::store::NamespaceList
     ))
 )]
@@ -134,6 +142,8 @@ mod tests {
             "/api/v1/threads/{thread_id}/checkpoints",
             "/api/v1/messages/streams/{thread_id}",
             "/api/v1/threads/{thread_id}/runs/{run_id}/feedback",
+            "/api/v1/threads/{thread_id}/runs",
+            "/api/v1/threads/{thread_id}/runs/{run_id}/heartbeat",
             "/checkpointer/put",
         ] {
             assert!(paths.iter().any(|p| p.as_str() == want), "{want} missing");

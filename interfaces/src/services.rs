@@ -14,7 +14,7 @@ use std::time::Duration;
 use waymark_adapters::codec::{Message, decode_messages, encode_messages};
 use waymark_application::{
     ChannelMessage, ChatStreamConfig, ChatStreamService, FeedbackService, HistoryManager,
-    MessageCodec, SessionCheckpointManager, SessionManager, ThreadCheckpointManager,
+    MessageCodec, RunService, SessionCheckpointManager, SessionManager, ThreadCheckpointManager,
     ThreadHistoryService, ThreadManager,
 };
 use waymark_domain::checkpoint::TypedValue;
@@ -49,6 +49,15 @@ impl MessageCodec for LangGraphMessageCodec {
     }
 }
 
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The services of one server.
 #[derive(Clone)]
 pub struct Services {
@@ -72,6 +81,8 @@ pub struct Services {
     pub chat_streams: Arc<ChatStreamService>,
     /// Feedback.
     pub feedback: FeedbackService,
+    /// The run lifecycle and leases.
+    pub runs: RunService,
     /// Threads with frames recorded through this server, flushed on shutdown.
     streamed: Arc<Mutex<HashMap<ThreadId, UserScope>>>,
 }
@@ -106,6 +117,7 @@ impl Services {
             .with_codec(codec);
         let feedback =
             FeedbackService::from_stores(&stores).with_run_check(stores.run_events.clone());
+        let runs = RunService::from_stores(&stores);
         Self {
             stores,
             clock,
@@ -117,6 +129,7 @@ impl Services {
             thread_history,
             chat_streams,
             feedback,
+            runs,
             streamed: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -132,8 +145,45 @@ impl Services {
     /// Starts background housekeeping (idle chat-stream buffers, retention); call inside the
     /// runtime that serves.
     pub fn start_housekeeping(&self) -> tokio::task::JoinHandle<()> {
-        self.chat_streams
-            .spawn_housekeeping(Duration::from_secs(60))
+        let chat = self
+            .chat_streams
+            .spawn_housekeeping(Duration::from_secs(60));
+        // Expired run leases are swept every lease period (back to pending, or error).
+        let runs = self.runs.clone();
+        let period = runs
+            .config()
+            .lease
+            .duration()
+            .to_std()
+            .unwrap_or(Duration::from_secs(30));
+        tokio::spawn(async move {
+            // Aborting this task drops the guard, which stops the chat-stream housekeeping too.
+            let _chat = AbortOnDrop(chat);
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match runs.reclaim_expired().await {
+                    Ok(r) if !r.is_empty() => {
+                        tracing::info!(reclaimed = r.len(), "expired run leases reclaimed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "run lease sweep failed"),
+                }
+            }
+        })
+    }
+
+    /// Startup reconciliation (spec §6.8.3): expired leases are reclaimed and threads stored
+    /// `running` without a live run become `error`. `waymark serve` calls it before listening.
+    pub async fn reconcile_runs(&self) -> Result<(), waymark_application::ApplicationError> {
+        let report = self.runs.reconcile().await?;
+        tracing::info!(
+            reclaimed_runs = report.reclaimed_runs.len(),
+            errored_threads = report.errored_threads.len(),
+            "run reconciliation done"
+        );
+        Ok(())
     }
 
     /// Persists every chat-stream buffer this server filled; called once on graceful shutdown.

@@ -435,3 +435,70 @@ fn serve_starts_answers_and_stops_on_sigterm() {
         "--backend sqlite needs --sqlite-path"
     );
 }
+
+/// `waymark serve` reconciles runs before listening (spec §6.8.3): a thread a crashed server
+/// left `running` with no live run becomes `error`; a thread whose run is pending stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reconciles_threads_left_running() {
+    use waymark_domain::run::NewRun;
+    use waymark_domain::thread::{ThreadStatus, ThreadUpdate};
+    let dir = tempfile::tempdir().unwrap();
+    let db = url("sqlite", dir.path(), "reconcile.db");
+    let status_of = |b: &backend::Backend, id: &'static str| {
+        let threads = b.stores.threads.clone();
+        async move {
+            threads
+                .get(&UserScope::Unscoped, &ThreadId::parse(id).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        }
+    };
+    {
+        let b = backend::open(&db).await.expect("open the database");
+        for id in ["crashed", "queued"] {
+            let t = ThreadId::parse(id).unwrap();
+            b.stores
+                .threads
+                .create(&UserScope::Unscoped, NewThread::with_id(t.clone()))
+                .await
+                .unwrap();
+            let running = ThreadUpdate {
+                status: Some(ThreadStatus::Running),
+                touch: true,
+                ..ThreadUpdate::default()
+            };
+            b.stores
+                .threads
+                .update(&UserScope::Unscoped, &t, running)
+                .await
+                .unwrap();
+        }
+        let queued = NewRun::new(
+            ThreadId::parse("queued").unwrap(),
+            waymark_domain::RunId::parse("r").unwrap(),
+        );
+        b.stores
+            .runs
+            .create(&UserScope::Unscoped, queued)
+            .await
+            .unwrap();
+    }
+    let bind = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "--database-url".to_owned(),
+        db.clone(),
+        "--bind".to_owned(),
+        bind.clone(),
+    ];
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        serve_until_healthy_then_terminate(&args, &bind);
+    })
+    .await
+    .unwrap();
+    let b = backend::open(&db).await.unwrap();
+    assert_eq!(status_of(&b, "crashed").await, ThreadStatus::Error);
+    assert_eq!(status_of(&b, "queued").await, ThreadStatus::Running);
+}

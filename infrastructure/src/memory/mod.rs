@@ -38,6 +38,7 @@ mod checkpoints;
 mod feedback;
 mod items;
 mod run_events;
+mod runs;
 mod sessions;
 mod threads;
 mod token_usage;
@@ -56,7 +57,7 @@ use waymark_domain::session::Session;
 use waymark_domain::thread::Thread;
 use waymark_domain::token_usage::TokenUsage;
 use waymark_domain::{
-    BranchId, FeedbackId, ItemKey, SessionId, SnapshotId, Stores, ThreadId, UsageRecordId,
+    BranchId, FeedbackId, ItemKey, RunId, SessionId, SnapshotId, Stores, ThreadId, UsageRecordId,
 };
 
 pub use branches::{MemoryBranchRepository, MemorySnapshotRepository};
@@ -65,6 +66,7 @@ pub use checkpoints::MemoryCheckpointRepository;
 pub use feedback::MemoryFeedbackRepository;
 pub use items::MemoryKeyValueRepository;
 pub use run_events::MemoryRunEventRepository;
+pub use runs::MemoryRunRepository;
 pub use sessions::MemorySessionRepository;
 pub use threads::MemoryThreadRepository;
 pub use token_usage::MemoryTokenUsageRepository;
@@ -144,6 +146,7 @@ impl MemoryBackend {
             feedback: Arc::new(MemoryFeedbackRepository::new(s.clone())),
             chat_streams: Arc::new(MemoryChatStreamRepository::new(s.clone())),
             items: Arc::new(MemoryKeyValueRepository::new(s.clone())),
+            runs: Arc::new(MemoryRunRepository::new(s.clone())),
         }
     }
 }
@@ -182,6 +185,7 @@ pub(crate) struct State {
     chat_streams: BTreeMap<ThreadId, ChatStreamRecord>,
     /// Keyed by (joined namespace, key): the order `search` returns.
     items: BTreeMap<(String, ItemKey), waymark_domain::kv::Item>,
+    runs: BTreeMap<RunId, waymark_domain::run::Run>,
 }
 
 impl State {
@@ -189,6 +193,9 @@ impl State {
     /// §6.7). The run-event seq counter survives, so seqs are never reused (§1.5).
     fn delete_thread_cascade(&mut self, id: &ThreadId) {
         self.threads.remove(id);
+        // The thread's runs, the active one included, end with the thread (§6.7): a worker
+        // still holding a lease gets "not found" on its next heartbeat and stops.
+        self.runs.retain(|_, r| &r.thread_id != id);
         self.run_events.remove_thread(id);
         self.feedback.retain(|_, f| &f.thread_id != id);
         self.chat_streams.remove(id);

@@ -86,6 +86,7 @@ fn entity_of(operation: &'static str) -> &'static str {
         "feedback" => "feedback",
         "chat_streams" => "chat_stream",
         "items" => "item",
+        "runs" => "run",
         _ => "row",
     }
 }

@@ -47,6 +47,7 @@ mod feedback;
 mod fence;
 mod items;
 mod run_events;
+mod runs;
 mod sessions;
 mod threads;
 mod token_usage;
@@ -152,6 +153,7 @@ impl SqlBackend {
             feedback: Arc::new(feedback::SqlFeedbackRepository::new(s.clone())),
             chat_streams: Arc::new(chat_streams::SqlChatStreamRepository::new(s.clone())),
             items: Arc::new(items::SqlKeyValueRepository::new(s.clone())),
+            runs: Arc::new(runs::SqlRunRepository::new(s.clone())),
         }
     }
 

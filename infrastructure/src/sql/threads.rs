@@ -110,6 +110,7 @@ pub(crate) async fn delete_thread_rows<C: ConnectionTrait>(
     }
     for sql in [
         "DELETE FROM waymark_threads WHERE id = $1",
+        "DELETE FROM waymark_runs WHERE thread_id = $1",
         "DELETE FROM waymark_run_events WHERE thread_id = $1",
         "DELETE FROM waymark_feedback WHERE thread_id = $1",
         "DELETE FROM waymark_chat_streams WHERE thread_id = $1",

@@ -12,6 +12,7 @@ use waymark_domain::chat_stream::{ChatStreamRecord, ChatStreamSummary};
 use waymark_domain::checkpoint::{CheckpointSummary, CheckpointTuple};
 use waymark_domain::feedback::Feedback;
 use waymark_domain::kv::Item;
+use waymark_domain::run::{Run, RunList};
 use waymark_domain::run_event::RunEvent;
 use waymark_domain::session::{CheckpointPolicy, Session};
 use waymark_domain::thread::Thread;
@@ -109,8 +110,13 @@ pub struct ThreadDto {
     pub assistant_id: Option<String>,
     /// The display name.
     pub display_name: Option<String>,
-    /// The stored status.
+    /// The status: the stored one in lists and writes; on `GET /threads/{thread_id}` the
+    /// reported one (`running` while a run is active, else derived from the latest
+    /// checkpoint, spec §6.2).
     pub status: String,
+    /// The stored status (what search filters on); only on `GET /threads/{thread_id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored_status: Option<String>,
     /// Free-form metadata.
     #[schema(value_type = Object)]
     pub metadata: JsonObject,
@@ -132,6 +138,7 @@ impl From<Thread> for ThreadDto {
             assistant_id: t.assistant_id,
             display_name: t.display_name,
             status: t.status.as_str().to_owned(),
+            stored_status: None,
             metadata: t.metadata,
             pinned,
             created_at: ts(t.created_at),
@@ -533,6 +540,87 @@ pub struct FeedbackList {
     pub data: Vec<FeedbackDto>,
     /// More rows exist.
     pub has_more: bool,
+}
+
+/// A run (spec §6.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDto {
+    /// The id.
+    pub run_id: String,
+    /// The thread.
+    pub thread_id: String,
+    /// The owner (the thread's).
+    pub owner: Option<String>,
+    /// `pending`, `running`, `success`, `error`, `timeout` or `interrupted`.
+    pub status: String,
+    /// Created.
+    pub created_at: String,
+    /// Last changed.
+    pub updated_at: String,
+    /// Latest start.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub ended_at: Option<String>,
+    /// Error text.
+    pub error: Option<String>,
+    /// Latest progress report.
+    #[schema(value_type = Object)]
+    pub progress: JsonObject,
+    /// Metadata given at creation.
+    #[schema(value_type = Object)]
+    pub metadata: JsonObject,
+    /// The lease holder while running.
+    pub worker_id: Option<String>,
+    /// When the lease lapses unless renewed.
+    pub lease_expires_at: Option<String>,
+    /// Starts so far.
+    pub attempt: u32,
+}
+
+impl From<Run> for RunDto {
+    fn from(r: Run) -> Self {
+        let (worker_id, lease_expires_at) = match r.lease {
+            Some(l) => (Some(l.worker_id.to_string()), Some(ts(l.expires_at))),
+            None => (None, None),
+        };
+        Self {
+            run_id: r.run_id.into_inner(),
+            thread_id: r.thread_id.into_inner(),
+            owner: r.owner.map(|o| o.into_inner()),
+            status: r.status.as_str().to_owned(),
+            created_at: ts(r.created_at),
+            updated_at: ts(r.updated_at),
+            started_at: r.started_at.map(ts),
+            ended_at: r.ended_at.map(ts),
+            error: r.error,
+            progress: r.progress,
+            metadata: r.metadata,
+            worker_id,
+            lease_expires_at,
+            attempt: r.attempt,
+        }
+    }
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunListDto {
+    /// The runs.
+    pub data: Vec<RunDto>,
+    /// Older runs exist beyond this page.
+    pub has_more: bool,
+    /// Pass as `cursor` for the next page; present exactly when `has_more`.
+    pub next_cursor: Option<String>,
+}
+
+impl From<RunList> for RunListDto {
+    fn from(l: RunList) -> Self {
+        Self {
+            data: l.items.into_iter().map(RunDto::from).collect(),
+            has_more: l.has_more,
+            next_cursor: l.next_cursor.map(|c| c.encode()),
+        }
+    }
 }
 
 /// A token-usage record.

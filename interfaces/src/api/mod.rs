@@ -1,5 +1,5 @@
 //! The REST API under `/api/v1`: sessions, threads, branches, snapshots, checkpoints,
-//! messages, run events, token usage, feedback, chat streams and key-value items.
+//! messages, run events, runs, token usage, feedback, chat streams and key-value items.
 //!
 //! Handlers parse path ids into domain newtypes (a bad id is a 400), run every call under the
 //! caller's [`UserScope`](waymark_domain::UserScope) (another user's thread reads as not
@@ -10,6 +10,7 @@
 pub mod dto;
 pub mod feedback;
 pub mod messages;
+pub mod runs;
 pub mod sessions;
 pub mod store;
 pub mod threads;
@@ -156,6 +157,28 @@ pub fn router() -> Router<AppState> {
         .route(
             "/threads/{thread_id}/runs/{run_id}/messages",
             get(messages::run_messages),
+        )
+        // runs
+        .route(
+            "/threads/{thread_id}/runs",
+            post(runs::create).get(runs::list),
+        )
+        .route("/threads/{thread_id}/runs/{run_id}", get(runs::get))
+        .route(
+            "/threads/{thread_id}/runs/{run_id}/start",
+            post(runs::start),
+        )
+        .route(
+            "/threads/{thread_id}/runs/{run_id}/heartbeat",
+            post(runs::heartbeat),
+        )
+        .route(
+            "/threads/{thread_id}/runs/{run_id}/finish",
+            post(runs::finish),
+        )
+        .route(
+            "/threads/{thread_id}/runs/{run_id}/cancel",
+            post(runs::cancel),
         )
         // feedback (DeerFlow's surface)
         .route(

@@ -285,7 +285,8 @@ pub async fn search(
     Ok(Json(run_search(&state, &caller, body).await?))
 }
 
-/// One thread.
+/// One thread; `status` is the reported one (`running` while a run is active, else derived
+/// from the latest checkpoint), `stored_status` the stored column.
 #[utoipa::path(get, path = "/api/v1/threads/{thread_id}", tag = "threads",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = ThreadDto), (status = 404, body = ErrorEnvelope)))]
@@ -294,12 +295,19 @@ pub async fn get(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ThreadDto>> {
-    let t = state
+    let id = thread_id(&id)?;
+    let t = state.services.threads.get(&caller.scope, &id).await?;
+    let reported = state
         .services
-        .threads
-        .get(&caller.scope, &thread_id(&id)?)
+        .runs
+        .thread_status(&caller.scope, &id)
         .await?;
-    Ok(Json(t.into()))
+    let mut dto = ThreadDto::from(t);
+    dto.stored_status = Some(std::mem::replace(
+        &mut dto.status,
+        reported.as_str().to_owned(),
+    ));
+    Ok(Json(dto))
 }
 
 /// Change display name, status, metadata (merged) or session.

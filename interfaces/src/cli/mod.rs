@@ -250,6 +250,11 @@ async fn serve(args: ServeArgs) -> CliResult {
         max_checkpoint_body_bytes: args.max_checkpoint_body_bytes,
     };
     let state = AppState::new(backend, config);
+    state
+        .services
+        .reconcile_runs()
+        .await
+        .map_err(|e| CliError::new(format!("run reconciliation failed: {e}")))?;
     http::serve(state, bind)
         .await
         .map_err(|e| CliError::new(format!("cannot serve on {bind}: {e}")))

@@ -17,6 +17,9 @@ use waymark_domain::checkpoint::{
 use waymark_domain::feedback::{Feedback, FeedbackRepository, FeedbackStats, NewFeedback};
 use waymark_domain::kv::{Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing};
 use waymark_domain::paging::{Limit, Page, SeqPage};
+use waymark_domain::run::{
+    LeaseTtl, NewRun, Run, RunList, RunOutcome, RunPage, RunProgress, RunRepository, WorkerId,
+};
 use waymark_domain::run_event::{EventQuery, NewRunEvent, RunEvent, RunEventRepository};
 use waymark_domain::session::{Session, SessionQuery, SessionRepository, SessionUpdate};
 use waymark_domain::thread::{NewThread, Thread, ThreadQuery, ThreadRepository, ThreadUpdate};
@@ -242,6 +245,54 @@ timed_port!(TimedItems, KeyValueRepository, "items", {
     fn sweep_expired(&self) -> DomainResult<u64>;
 });
 
+timed_port!(TimedRuns, RunRepository, "runs", {
+    fn create(&self, scope: &UserScope, run: NewRun) -> DomainResult<Run>;
+    fn get(
+        &self,
+        scope: &UserScope,
+        thread_id: &ThreadId,
+        run_id: &RunId,
+    ) -> DomainResult<Option<Run>>;
+    fn start(
+        &self,
+        scope: &UserScope,
+        thread_id: &ThreadId,
+        run_id: &RunId,
+        worker: &WorkerId,
+        ttl: LeaseTtl,
+    ) -> DomainResult<Run>;
+    fn renew_lease(
+        &self,
+        scope: &UserScope,
+        thread_id: &ThreadId,
+        run_id: &RunId,
+        worker: &WorkerId,
+        ttl: LeaseTtl,
+    ) -> DomainResult<Run>;
+    fn update_progress(
+        &self,
+        scope: &UserScope,
+        thread_id: &ThreadId,
+        run_id: &RunId,
+        progress: RunProgress,
+    ) -> DomainResult<Run>;
+    fn finish(
+        &self,
+        scope: &UserScope,
+        thread_id: &ThreadId,
+        run_id: &RunId,
+        outcome: RunOutcome,
+    ) -> DomainResult<Run>;
+    fn list(
+        &self,
+        scope: &UserScope,
+        thread_id: &ThreadId,
+        page: &RunPage,
+    ) -> DomainResult<RunList>;
+    fn active(&self, scope: &UserScope, thread_id: &ThreadId) -> DomainResult<Option<Run>>;
+    fn reclaim_expired(&self, scope: &UserScope, max_attempts: u32) -> DomainResult<Vec<Run>>;
+});
+
 /// Every port of `stores`, timed into `metrics`.
 pub fn timed(stores: &Stores, metrics: &Arc<Metrics>) -> Stores {
     let m = || metrics.clone();
@@ -284,6 +335,10 @@ pub fn timed(stores: &Stores, metrics: &Arc<Metrics>) -> Stores {
         }),
         items: Arc::new(TimedItems {
             inner: stores.items.clone(),
+            metrics: m(),
+        }),
+        runs: Arc::new(TimedRuns {
+            inner: stores.runs.clone(),
             metrics: m(),
         }),
     }

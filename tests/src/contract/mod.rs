@@ -25,6 +25,7 @@ pub mod checkpoint;
 pub mod feedback;
 pub mod fixtures;
 pub mod kv;
+pub mod run;
 pub mod run_event;
 pub mod session;
 pub mod snapshot;
@@ -67,5 +68,6 @@ macro_rules! all_contracts {
         $crate::feedback_contract!($factory);
         $crate::chat_stream_contract!($factory);
         $crate::kv_contract!($factory);
+        $crate::run_contract!($factory);
     };
 }
