@@ -71,6 +71,35 @@ def messages(total: int) -> list:
     return out
 
 
+def metrics(base: str) -> dict[str, float]:
+    """The server's cumulative duration sums and counts, by metric line."""
+    root = base.rsplit("/checkpointer", 1)[0]
+    out: dict[str, float] = {}
+    try:
+        with urllib.request.urlopen(f"{root}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if "_duration_seconds_sum" in line or "_duration_seconds_count" in line:
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def server_time(before: dict[str, float], after: dict[str, float], label: str) -> str:
+    """Mean server time per request of `label` (a route or a store operation) in the span."""
+    parts = []
+    for kind in ("http_request", "store_operation"):
+        sums = [k for k in after if kind in k and "_sum" in k and f'"{label}"' in k]
+        for k in sums:
+            c = k.replace("_sum", "_count")
+            n = after.get(c, 0) - before.get(c, 0)
+            if n:
+                parts.append(f"{'request' if kind == 'http_request' else 'store'} {(after[k] - before.get(k, 0)) / n * 1000:.3f} ms")
+    return ", ".join(parts) or "n/a"
+
+
 def stats(name: str, xs: list[float]) -> str:
     xs = sorted(xs)
     p50 = xs[len(xs) // 2] * 1000
@@ -114,6 +143,7 @@ def main() -> None:
             return cp
 
         put_times, get_times, writes_times = [], [], []
+        m0 = metrics(base)
         for i in range(args.rounds):
             c = step(i)
             t0 = time.perf_counter()
@@ -123,11 +153,19 @@ def main() -> None:
             t2 = time.perf_counter()
             put_times.append(t1 - t0)
             writes_times.append(t2 - t1)
+        m1 = metrics(base)
         latest = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
         for _ in range(args.rounds):
             t0 = time.perf_counter()
             t = saver.get_tuple(latest)
             get_times.append(time.perf_counter() - t0)
+        m2 = metrics(base)
+        raw_times = []
+        wire_config = {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": None}
+        for _ in range(args.rounds):
+            t0 = time.perf_counter()
+            saver._post("get_tuple", {"config": wire_config})
+            raw_times.append(time.perf_counter() - t0)
         assert t is not None and len(t.checkpoint["channel_values"]["messages"]) == len(msgs)
 
         if args.profile:
@@ -154,9 +192,12 @@ def main() -> None:
 
         aget_times = asyncio.run(async_gets())
         print(stats("put (300 KB messages)", put_times))
+        print(f"  server: {server_time(m0, m1, '/checkpointer/put')}; {server_time(m0, m1, 'checkpoints.put')}")
         print(stats("put_writes (2 small writes)", writes_times))
         print(stats("get_tuple latest (300 KB)", get_times))
+        print(f"  server: {server_time(m1, m2, '/checkpointer/get_tuple')}; {server_time(m1, m2, 'checkpoints.get_tuple')}")
         print(stats("aget_tuple latest (300 KB)", aget_times))
+        print(stats("get_tuple wire only (no serde)", raw_times))
         saver.close()
     finally:
         proc.terminate()
