@@ -63,7 +63,8 @@ async fn capabilities_and_health_describe_the_server() {
     assert_eq!(
         body,
         json!({"protocol_version": 1, "capabilities": ["delete_for_runs", "copy_thread", "prune"],
-               "backend": "memory", "filter_semantics": "containment"})
+               "backend": "memory", "filter_semantics": "containment",
+               "content_types": ["application/json", "application/vnd.waymark.checkpointer+msgpack"]})
     );
     let (s, body) = app.get("/checkpointer/health").await;
     assert_eq!((s, body), (StatusCode::OK, json!({"ok": true})));

@@ -3,6 +3,7 @@ Waymark protocol client against `waymark serve` (remote checkpointer protocol §
 
 Usage:
     python conformance.py --binary PATH --target NAME --database-url URL [--json-out FILE]
+                          [--encoding msgpack|json|auto]
 
 Targets:
     remote        the suite through the client, every capability required: 81/81
@@ -10,6 +11,10 @@ Targets:
     split-rev     LangGraph's saver writes, Waymark reads: 58/58
     smoke         a deterministic graph run with sync invoke through the client, compared
                   with the same graph on LangGraph's InMemorySaver
+    client        the client's transport: threads, async tasks, a server restart, errors
+
+`--encoding` chooses the client's body encoding: `msgpack` (the default; the server must
+advertise it), `json` (protocol v1 JSON, as older clients speak it) or `auto`.
 
 Every run prints one line `RESULT <label>: passed=<n> failed=<m> <detail>` and exits non-zero
 on any failure. The database URL is handed to the server unchanged; split targets need a
@@ -210,7 +215,7 @@ async def run_suite(args: argparse.Namespace, server: Server) -> tuple[int, int,
 
         @checkpointer_test(name=name, lifespan=lifespan)
         async def factory():  # type: ignore[no-untyped-def]
-            saver = await aconnect(server.base)
+            saver = await aconnect(server.base, encoding=args.encoding)
             try:
                 yield saver
             finally:
@@ -221,7 +226,7 @@ async def run_suite(args: argparse.Namespace, server: Server) -> tuple[int, int,
 
         @checkpointer_test(name=name, lifespan=lifespan)
         async def factory():  # type: ignore[no-untyped-def]
-            waymark = await aconnect(server.base)
+            waymark = await aconnect(server.base, encoding=args.encoding)
             async with _LangGraphSaver(args.database_url) as langgraph:
                 if target == "split":
                     yield split_class(reader=langgraph, writer=waymark)
@@ -351,7 +356,7 @@ def run_smoke(args: argparse.Namespace, server: Server) -> tuple[int, int, str, 
 
     server.start()
     try:
-        saver = connect(server.base)
+        saver = connect(server.base, encoding=args.encoding)
         try:
             import uuid
 
@@ -380,19 +385,95 @@ def run_smoke(args: argparse.Namespace, server: Server) -> tuple[int, int, str, 
     return passed, failed, detail, {"waymark": got, "reference": want}
 
 
+# -- client transport checks ---------------------------------------------------------------
+
+
+def run_client(args: argparse.Namespace, server: Server) -> tuple[int, int, str, dict[str, Any]]:
+    """The client's transport: kept-alive connections shared by threads and tasks, a retry
+    after the server restarts, error kinds, and the encoding actually negotiated."""
+    import concurrent.futures
+    import uuid
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    checks: dict[str, bool] = {}
+    server.start()
+    try:
+        saver = connect(server.base, encoding=args.encoding)
+        offered = "application/vnd.waymark.checkpointer+msgpack" in saver.capabilities.get(
+            "content_types", []
+        )
+        checks["negotiated encoding"] = saver.binary == (args.encoding != "json" and offered)
+        thread = f"client-{uuid.uuid4()}"
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"blob": b"\x00\xff" * 1000, "n": 7}
+        cfg = saver.put(
+            {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}, cp, {"big": 2**70}, {}
+        )
+        latest = {"configurable": {"thread_id": thread}}
+        t = saver.get_tuple(latest)
+        checks["round trip (bytes, int beyond 64 bits in metadata)"] = (
+            t is not None
+            and t.checkpoint["channel_values"] == cp["channel_values"]
+            # The server holds JSON numbers as 64-bit ints or floats (a pre-existing limit):
+            # what is checked here is that such a body still goes through (as JSON).
+            and abs(float(t.metadata.get("big", 0)) - 2**70) <= 2**70 * 1e-12
+        )
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda _: saver.get_tuple(latest), range(64)))
+        checks["64 calls from 8 threads"] = all(g is not None and g.config == cfg for g in got)
+
+        async def many() -> bool:
+            res = await asyncio.gather(*(saver.aget_tuple(latest) for _ in range(32)))
+            await saver.aclose()
+            return all(r is not None and r.config == cfg for r in res)
+
+        checks["32 concurrent async calls"] = asyncio.run(many())
+        try:
+            saver.prune("not-a-list")  # type: ignore[attr-defined]
+            checks["TypeError envelope raised as TypeError"] = False
+        except TypeError:
+            checks["TypeError envelope raised as TypeError"] = True
+        server.stop()
+        server.start()  # same port: the kept-alive connection is now dead
+        try:
+            saver.get_tuple(latest)
+            list(saver.list(latest, limit=1))
+            checks["reconnects after a server restart"] = True
+        except ConnectionError:
+            traceback.print_exc()
+            checks["reconnects after a server restart"] = False
+        saver.close()
+    finally:
+        server.stop()
+    passed = sum(checks.values())
+    failed = len(checks) - passed
+    bad = [k for k, ok in checks.items() if not ok]
+    detail = "transport checks passed" if not bad else f"failed: {bad}"
+    return passed, failed, detail, checks
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--binary", required=True)
-    p.add_argument("--target", required=True, choices=["remote", "split", "split-rev", "smoke"])
+    p.add_argument("--target", required=True, choices=["remote", "split", "split-rev", "smoke", "client"])
     p.add_argument("--database-url", required=True)
     p.add_argument("--label", default=None)
     p.add_argument("--json-out", default=None)
+    p.add_argument(
+        "--encoding",
+        default="msgpack",
+        choices=["msgpack", "json", "auto"],
+        help="client body encoding: msgpack (required of the server), json (protocol v1) or auto",
+    )
     args = p.parse_args()
     label = args.label or args.target
     server = Server(args.binary, args.database_url)
     try:
         if args.target == "smoke":
             passed, failed, detail, data = run_smoke(args, server)
+        elif args.target == "client":
+            passed, failed, detail, data = run_client(args, server)
         else:
             passed, failed, detail, data = asyncio.run(run_suite(args, server))
     except Exception as e:  # noqa: BLE001 - report, then fail

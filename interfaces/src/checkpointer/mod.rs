@@ -11,13 +11,12 @@
 //! Errors use the protocol's own envelope `{"error": "…", "kind": "<PythonException>"}`
 //! (spec §5), not the REST API's, because the client re-raises `kind` as a Python builtin.
 
+pub mod codec;
 pub mod wire;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,7 +28,8 @@ use waymark_domain::{ChannelName, CheckpointNamespace, DomainError, RunId, TaskI
 
 use crate::backend::{Engine, FilterSemantics, Layout};
 use crate::http::AppState;
-use wire::{Obj, WireConfig, body_object, invalid, member, type_error, value_error};
+use codec::{Answer, ProtoBody};
+use wire::{Obj, WireConfig, invalid, member, type_error, value_error};
 
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -91,22 +91,7 @@ impl From<DomainError> for ProtoError {
     }
 }
 
-type ProtoResult = Result<Json<Value>, ProtoError>;
-
-fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Obj, ProtoError> {
-    let bytes = body.map_err(|rej| {
-        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ProtoError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "ValueError",
-                "the request body is larger than this server accepts",
-            )
-        } else {
-            value_error(format!("cannot read the request body: {rej}"))
-        }
-    })?;
-    body_object(&bytes)
-}
+type ProtoResult = Result<Answer, ProtoError>;
 
 fn config_member<'a>(obj: &'a Obj, key: &str) -> Result<Option<&'a Obj>, ProtoError> {
     wire::opt_obj(obj, key, "")
@@ -172,16 +157,14 @@ async fn unknown(req: axum::extract::Request) -> ProtoError {
 /// Store one checkpoint (protocol §4.1). Body: {config, checkpoint, metadata, new_versions}.
 #[utoipa::path(post, path = "/checkpointer/put", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn put(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> ProtoResult {
-    let obj = read_body(body)?;
+pub async fn put(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+    let (obj, mut bins, reply) = body.into_parts();
     let config = required_config(&obj)?;
     let checkpoint_obj = wire::req_obj(&obj, "checkpoint", "")?;
     let embeddable_only =
         state.backend.engine() == Engine::Sqlite && state.backend.url.layout == Layout::LangGraph;
-    let checkpoint = wire::parse_checkpoint(checkpoint_obj, embeddable_only)?;
+    let checkpoint = wire::parse_checkpoint_in(checkpoint_obj, embeddable_only, &mut bins)?;
+    bins.finish()?;
     let mut metadata = wire::opt_obj(&obj, "metadata", "")?
         .cloned()
         .unwrap_or_default();
@@ -201,7 +184,7 @@ pub async fn put(
         new_versions,
     };
     let stored = state.services.stores.checkpoints.put(request).await?;
-    Ok(Json(json!({
+    Ok(reply.json(json!({
         "config": wire::config_json(&stored.thread_id, &stored.namespace, &stored.checkpoint_id)
     })))
 }
@@ -209,11 +192,8 @@ pub async fn put(
 /// Store pending writes of one task (protocol §4.2). Body: {config, writes, task_id, task_path}.
 #[utoipa::path(post, path = "/checkpointer/put_writes", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn put_writes(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> ProtoResult {
-    let obj = read_body(body)?;
+pub async fn put_writes(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+    let (obj, mut bins, reply) = body.into_parts();
     let config = required_config(&obj)?;
     let checkpoint_id = config.checkpoint_id.clone().ok_or_else(|| {
         value_error("config.checkpoint_id is required: the checkpoint the writes belong to")
@@ -241,13 +221,14 @@ pub async fn put_writes(
         let channel = ChannelName::parse(wire::req_str(w, "channel", &format!("{ctx}."))?)
             .map_err(|e| value_error(format!("{ctx}: {e}")))?;
         let value = match member(w, "value") {
-            Some(v) => wire::parse_value(v, &format!("{ctx}.value"))?,
+            Some(v) => wire::parse_value_in(v, &format!("{ctx}.value"), &mut bins)?,
             None => return Err(value_error(format!("missing required member {ctx}.value"))),
         };
         parsed.push((channel, value));
     }
+    bins.finish()?;
     if parsed.is_empty() {
-        return Ok(Json(json!({})));
+        return Ok(reply.json(json!({})));
     }
     let batch = WriteBatch {
         target: CheckpointRef {
@@ -260,17 +241,14 @@ pub async fn put_writes(
         writes: parsed,
     };
     state.services.stores.checkpoints.put_writes(batch).await?;
-    Ok(Json(json!({})))
+    Ok(reply.json(json!({})))
 }
 
 /// The requested or latest checkpoint with its pending writes (protocol §4.3).
 #[utoipa::path(post, path = "/checkpointer/get_tuple", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn get_tuple(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> ProtoResult {
-    let obj = read_body(body)?;
+pub async fn get_tuple(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+    let (obj, reply) = body.plain()?;
     let config = required_config(&obj)?;
     let ns = config.namespace_or_root();
     let tuple = state
@@ -279,7 +257,7 @@ pub async fn get_tuple(
         .checkpoints
         .get_tuple(&config.thread_id, &ns, config.checkpoint_id.clone())
         .await?;
-    Ok(Json(json!({"tuple": tuple.as_ref().map(wire::tuple_json)})))
+    Ok(reply.tuple(tuple.as_ref()))
 }
 
 /// LangGraph's SQLite saver refuses filter keys outside `^[a-zA-Z0-9_.-]+$`.
@@ -300,11 +278,8 @@ fn check_sqlite_filter_key(key: &str) -> Result<(), ProtoError> {
 /// Matching checkpoints, newest first (protocol §4.4). Body: {config, filter, before, limit}.
 #[utoipa::path(post, path = "/checkpointer/list", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn list(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> ProtoResult {
-    let obj = read_body(body)?;
+pub async fn list(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+    let (obj, reply) = body.plain()?;
     let mut query = CheckpointQuery::default();
     if let Some(c) = config_member(&obj, "config")? {
         let c = WireConfig::parse(c, "config.")?;
@@ -344,19 +319,14 @@ pub async fn list(
         }
     };
     let tuples = state.services.stores.checkpoints.list(&query).await?;
-    Ok(Json(json!({
-        "tuples": tuples.iter().map(wire::tuple_json).collect::<Vec<_>>()
-    })))
+    Ok(reply.tuples(&tuples))
 }
 
 /// Delete every checkpoint and write of a thread (protocol §4.5).
 #[utoipa::path(post, path = "/checkpointer/delete_thread", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn delete_thread(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> ProtoResult {
-    let obj = read_body(body)?;
+pub async fn delete_thread(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+    let (obj, reply) = body.plain()?;
     let thread = ThreadId::parse(wire::req_str(&obj, "thread_id", "")?).map_err(invalid)?;
     state
         .services
@@ -364,17 +334,14 @@ pub async fn delete_thread(
         .checkpoints
         .delete_thread(&thread)
         .await?;
-    Ok(Json(json!({})))
+    Ok(reply.json(json!({})))
 }
 
 /// Delete the checkpoints of the given runs (protocol §4.6).
 #[utoipa::path(post, path = "/checkpointer/delete_for_runs", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn delete_for_runs(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> ProtoResult {
-    let obj = read_body(body)?;
+pub async fn delete_for_runs(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+    let (obj, reply) = body.plain()?;
     let run_ids = wire::req_str_array(&obj, "run_ids")?
         .into_iter()
         .map(RunId::parse)
@@ -388,17 +355,14 @@ pub async fn delete_for_runs(
             .delete_for_runs(run_ids)
             .await?;
     }
-    Ok(Json(json!({})))
+    Ok(reply.json(json!({})))
 }
 
 /// Copy a thread's checkpoints and writes to another thread (protocol §4.7).
 #[utoipa::path(post, path = "/checkpointer/copy_thread", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn copy_thread(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> ProtoResult {
-    let obj = read_body(body)?;
+pub async fn copy_thread(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+    let (obj, reply) = body.plain()?;
     let source = ThreadId::parse(wire::req_str(&obj, "source_thread_id", "")?).map_err(invalid)?;
     let target = ThreadId::parse(wire::req_str(&obj, "target_thread_id", "")?).map_err(invalid)?;
     state
@@ -407,17 +371,14 @@ pub async fn copy_thread(
         .checkpoints
         .copy_thread(&source, &target)
         .await?;
-    Ok(Json(json!({})))
+    Ok(reply.json(json!({})))
 }
 
 /// Prune threads: keep_latest or delete (protocol §4.8).
 #[utoipa::path(post, path = "/checkpointer/prune", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn prune(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> ProtoResult {
-    let obj = read_body(body)?;
+pub async fn prune(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+    let (obj, reply) = body.plain()?;
     let thread_ids = wire::req_str_array(&obj, "thread_ids")?
         .into_iter()
         .map(ThreadId::parse)
@@ -440,7 +401,7 @@ pub async fn prune(
             .prune(thread_ids, strategy)
             .await?;
     }
-    Ok(Json(json!({})))
+    Ok(reply.json(json!({})))
 }
 
 /// Protocol version, optional operations, backend and filter semantics (protocol §4.9).
@@ -452,6 +413,7 @@ pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
         "capabilities": CAPABILITIES,
         "backend": state.backend.engine().as_str(),
         "filter_semantics": state.backend.filter_semantics().as_str(),
+        "content_types": codec::CONTENT_TYPES,
     }))
 }
 

@@ -17,6 +17,7 @@ use waymark_domain::checkpoint::{
 use waymark_domain::{ChannelName, CheckpointId, CheckpointNamespace, DomainError, ThreadId};
 
 use super::ProtoError;
+use super::codec::Bins;
 
 /// A JSON object as the protocol sends it.
 pub type Obj = Map<String, Value>;
@@ -179,6 +180,12 @@ pub fn config_json(thread: &ThreadId, ns: &CheckpointNamespace, id: &CheckpointI
 
 /// Reads a Value (§3.1). The `{"json": …}` form is only ever sent by servers.
 pub fn parse_value(v: &Value, ctx: &str) -> Result<TypedValue, ProtoError> {
+    parse_value_in(v, ctx, &mut Bins::default())
+}
+
+/// Reads a Value whose `data` may be a msgpack `bin` lifted into `bins` (the msgpack
+/// addendum) or a base64 string (protocol v1).
+pub fn parse_value_in(v: &Value, ctx: &str, bins: &mut Bins) -> Result<TypedValue, ProtoError> {
     let Value::Object(o) = v else {
         return Err(type_error(format!(
             "{ctx} must be a value object {{\"type\", \"data\"}}, not {}",
@@ -191,10 +198,15 @@ pub fn parse_value(v: &Value, ctx: &str) -> Result<TypedValue, ProtoError> {
         )));
     }
     let tag = req_str(o, "type", &format!("{ctx}."))?;
-    let data = opt_str(o, "data", &format!("{ctx}."))?.unwrap_or("");
-    let bytes = STANDARD
-        .decode(data)
-        .map_err(|e| value_error(format!("{ctx}.data is not standard base64: {e}")))?;
+    let bytes = match o.get("data").and_then(|d| bins.take(d)) {
+        Some(raw) => raw,
+        None => {
+            let data = opt_str(o, "data", &format!("{ctx}."))?.unwrap_or("");
+            STANDARD
+                .decode(data)
+                .map_err(|e| value_error(format!("{ctx}.data is not standard base64: {e}")))?
+        }
+    };
     TypedValue::new(tag, bytes).map_err(|e| value_error(format!("{ctx}: {e}")))
 }
 
@@ -274,6 +286,15 @@ pub const SQLITE_EMBEDDABLE_TAGS: [&str; 4] = ["msgpack", "null", "bytes", "byte
 
 /// Reads a checkpoint (§3.3). `embeddable_only` enforces the SQLite-layout tag rule.
 pub fn parse_checkpoint(obj: &Obj, embeddable_only: bool) -> Result<Checkpoint, ProtoError> {
+    parse_checkpoint_in(obj, embeddable_only, &mut Bins::default())
+}
+
+/// [`parse_checkpoint`] for a body whose value payloads may be lifted msgpack `bin`s.
+pub fn parse_checkpoint_in(
+    obj: &Obj,
+    embeddable_only: bool,
+    bins: &mut Bins,
+) -> Result<Checkpoint, ProtoError> {
     let ctx = "checkpoint.";
     let v = match member(obj, "v") {
         None => return Err(value_error("missing required member checkpoint.v")),
@@ -346,7 +367,7 @@ pub fn parse_checkpoint(obj: &Obj, embeddable_only: bool) -> Result<Checkpoint, 
     if let Some(values) = opt_obj(obj, "channel_values", ctx)? {
         for (k, v) in values {
             let what = format!("checkpoint.channel_values.{k}");
-            let value = parse_value(v, &what)?;
+            let value = parse_value_in(v, &what, bins)?;
             check_tag(&value, &what)?;
             channel_values.insert(channel(k, "checkpoint.channel_values")?, value);
         }
@@ -360,7 +381,7 @@ pub fn parse_checkpoint(obj: &Obj, embeddable_only: bool) -> Result<Checkpoint, 
                 )));
             }
             let what = format!("checkpoint.extra.{k}");
-            let value = parse_value(v, &what)?;
+            let value = parse_value_in(v, &what, bins)?;
             check_tag(&value, &what)?;
             extra.insert(k.clone(), value);
         }
@@ -457,6 +478,113 @@ pub fn tuple_json(t: &CheckpointTuple) -> Value {
         "parent_config": t.parent_id.as_ref().filter(|p| !p.as_str().is_empty()).map(|p| config_json(&t.thread_id, &t.namespace, p)),
         "pending_writes": writes.iter().map(write_json).collect::<Vec<_>>(),
     })
+}
+
+/// A Value as msgpack: `{"type": str, "data": bin}`.
+pub fn value_msgpack(v: &TypedValue) -> rmpv::Value {
+    rmpv::Value::Map(vec![
+        ("type".into(), v.type_tag().into()),
+        ("data".into(), rmpv::Value::Binary(v.bytes().to_vec())),
+    ])
+}
+
+fn str_msgpack(s: &str) -> rmpv::Value {
+    rmpv::Value::from(s)
+}
+
+fn config_msgpack(thread: &ThreadId, ns: &CheckpointNamespace, id: &CheckpointId) -> rmpv::Value {
+    rmpv::Value::Map(vec![
+        ("thread_id".into(), str_msgpack(thread.as_str())),
+        ("checkpoint_ns".into(), str_msgpack(ns.as_str())),
+        ("checkpoint_id".into(), str_msgpack(id.as_str())),
+    ])
+}
+
+fn version_msgpack(v: &ChannelVersion) -> rmpv::Value {
+    match v {
+        ChannelVersion::Int(i) => rmpv::Value::from(*i),
+        ChannelVersion::Float(f) => rmpv::Value::F64(*f),
+        ChannelVersion::Str(s) => str_msgpack(s),
+    }
+}
+
+fn versions_msgpack(v: &ChannelVersions) -> rmpv::Value {
+    rmpv::Value::Map(
+        v.iter()
+            .map(|(k, v)| (str_msgpack(k.as_str()), version_msgpack(v)))
+            .collect(),
+    )
+}
+
+/// A checkpoint as msgpack: the members of [`checkpoint_json`], in its order.
+pub fn checkpoint_msgpack(c: &Checkpoint) -> rmpv::Value {
+    let values = c
+        .channel_values
+        .iter()
+        .map(|(k, v)| (str_msgpack(k.as_str()), value_msgpack(v)))
+        .collect();
+    let extra = c
+        .extra
+        .iter()
+        .map(|(k, v)| (str_msgpack(k), value_msgpack(v)))
+        .collect();
+    let seen = c
+        .versions_seen
+        .iter()
+        .map(|(node, v)| (str_msgpack(node), versions_msgpack(v)))
+        .collect();
+    let updated = c.updated_channels.as_ref().map_or(rmpv::Value::Nil, |u| {
+        rmpv::Value::Array(u.iter().map(|c| str_msgpack(c.as_str())).collect())
+    });
+    rmpv::Value::Map(vec![
+        ("v".into(), rmpv::Value::from(c.v)),
+        ("id".into(), str_msgpack(c.id.as_str())),
+        ("ts".into(), str_msgpack(&c.ts)),
+        (
+            "channel_versions".into(),
+            versions_msgpack(&c.channel_versions),
+        ),
+        ("versions_seen".into(), rmpv::Value::Map(seen)),
+        ("updated_channels".into(), updated),
+        ("channel_values".into(), rmpv::Value::Map(values)),
+        ("extra".into(), rmpv::Value::Map(extra)),
+    ])
+}
+
+/// A tuple as msgpack: the members of [`tuple_json`], values' bytes as `bin`.
+pub fn tuple_msgpack(t: &CheckpointTuple) -> rmpv::Value {
+    let mut writes = t.pending_writes.clone();
+    waymark_domain::checkpoint::sort_pending_writes(&mut writes);
+    let parent = t
+        .parent_id
+        .as_ref()
+        .filter(|p| !p.as_str().is_empty())
+        .map_or(rmpv::Value::Nil, |p| {
+            config_msgpack(&t.thread_id, &t.namespace, p)
+        });
+    let writes = writes
+        .iter()
+        .map(|w| {
+            rmpv::Value::Map(vec![
+                ("task_id".into(), str_msgpack(w.task_id.as_str())),
+                ("channel".into(), str_msgpack(w.channel.as_str())),
+                ("value".into(), value_msgpack(&w.value)),
+            ])
+        })
+        .collect();
+    rmpv::Value::Map(vec![
+        (
+            "config".into(),
+            config_msgpack(&t.thread_id, &t.namespace, &t.checkpoint.id),
+        ),
+        ("checkpoint".into(), checkpoint_msgpack(&t.checkpoint)),
+        (
+            "metadata".into(),
+            super::codec::object_to_msgpack(&t.metadata.0),
+        ),
+        ("parent_config".into(), parent),
+        ("pending_writes".into(), rmpv::Value::Array(writes)),
+    ])
 }
 
 #[cfg(test)]
