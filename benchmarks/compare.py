@@ -215,7 +215,7 @@ def waymark_serve(binary: str, database_url: str, reg: Registry, label: str) -> 
         while True:
             if proc.poll() is not None:
                 raise ServerFailed(
-                    f"waymark serve exited with {proc.returncode}: {tail(log_path)}"
+                    f"waymark serve exited with {proc.returncode}: {tail(log_path, 1)}"
                 )
             try:
                 if httpx.get(f"{base}/health", timeout=1, headers=USER_HEADERS).status_code == 200:
@@ -526,8 +526,8 @@ def main() -> int:
                                 raise
                             sync_full_supported = False
                             msg = ("the server does not take `?synchronous=full` in a sqlite:// URL "
-                                   f"({e}); native SQLite ran at the server's default only, so no "
-                                   "native SQLite column here has LangGraph's durability")
+                                   f"({str(e)[-160:]}); native SQLite through the server ran at the "
+                                   "server's default only (†: not LangGraph's durability)")
                             log(f"  note: {msg}")
                             results["notes"].append(msg)
                             continue
