@@ -8,6 +8,16 @@
 //! value tags the LangGraph SQLite blob cannot embed, rejecting illegal SQLite filter keys)
 //! and hands domain values to the checkpoint port, whose stores own every storage rule.
 //!
+//! Ownership (the same model as the REST API): every handler resolves the caller like REST
+//! does ([`Caller::resolve`]: header, per-user token, or the explicit admin mode). Writes
+//! (`put`, `put_writes`, the `copy_thread` target) claim the thread id for the caller; a
+//! thread owned by someone else, owner-less or row-less answers `LookupError` (404) and
+//! nothing is written. Reads and deletes of a thread the caller does not own behave exactly
+//! as for a thread that does not exist: `get_tuple` answers `null`, `list` `[]`, and
+//! `delete_thread`, `delete_for_runs`, `prune` and a `copy_thread` source change nothing. A
+//! `list` without a thread lists only the caller's threads; `delete_for_runs` deletes only
+//! runs whose checkpoints all lie in the caller's threads.
+//!
 //! Errors use the protocol's own envelope `{"error": "…", "kind": "<PythonException>"}`
 //! (spec §5), not the REST API's, because the client re-raises `kind` as a Python builtin.
 
@@ -27,8 +37,13 @@ use waymark_domain::checkpoint::{
 };
 use waymark_domain::{ChannelName, CheckpointNamespace, DomainError, RunId, TaskId, ThreadId};
 
+use waymark_application::{Access, ApplicationError};
+use waymark_domain::paging::OffsetPage;
+use waymark_domain::thread::ThreadQuery;
+use waymark_domain::{UserScope, checkpoint::CheckpointTuple};
+
 use crate::backend::{Engine, FilterSemantics, Layout};
-use crate::http::AppState;
+use crate::http::{AppState, Caller};
 use wire::{Obj, WireConfig, body_object, invalid, member, type_error, value_error};
 
 /// The protocol version this server speaks.
@@ -92,6 +107,80 @@ impl From<DomainError> for ProtoError {
 }
 
 type ProtoResult = Result<Json<Value>, ProtoError>;
+
+impl From<ApplicationError> for ProtoError {
+    fn from(e: ApplicationError) -> Self {
+        match e {
+            ApplicationError::Domain(d) => d.into(),
+            ApplicationError::AccessDenied { thread_id } => ProtoError::new(
+                StatusCode::NOT_FOUND,
+                "LookupError",
+                format!("thread not found: {thread_id}"),
+            ),
+            other => {
+                tracing::error!(error = %other, "checkpointer service failure");
+                ProtoError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "RuntimeError",
+                    "service failure",
+                )
+            }
+        }
+    }
+}
+
+/// The caller of a checkpointer request, resolved exactly as for REST; rejections use the
+/// protocol envelope (`PermissionError` for 401/403, `ValueError` for a malformed header).
+#[derive(Debug, Clone)]
+pub struct ProtoCaller(pub UserScope);
+
+impl axum::extract::FromRequestParts<AppState> for ProtoCaller {
+    type Rejection = ProtoError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ProtoError> {
+        match Caller::resolve(parts, &state.config) {
+            Ok(c) => Ok(Self(c.scope)),
+            Err(r) if r.status == StatusCode::BAD_REQUEST => Err(value_error(r.message)),
+            Err(r) => Err(ProtoError::new(r.status, "PermissionError", r.message)),
+        }
+    }
+}
+
+/// Whether the scope may read the thread (its own; anything when unscoped).
+async fn may_read(
+    state: &AppState,
+    scope: &UserScope,
+    thread: &ThreadId,
+) -> Result<bool, ProtoError> {
+    Ok(state
+        .services
+        .threads
+        .check_access(scope, thread, Access::Read)
+        .await?)
+}
+
+/// Every thread id the user owns (pages of 1000).
+async fn owned_threads(state: &AppState, scope: &UserScope) -> Result<Vec<ThreadId>, ProtoError> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let query = ThreadQuery {
+            filter: Default::default(),
+            status: None,
+            session_id: None,
+            page: OffsetPage::new(1000, offset)?,
+        };
+        let page = state.services.threads.search(scope, &query).await?;
+        offset += page.items.len() as u64;
+        out.extend(page.items.into_iter().map(|t| t.id));
+        if !page.has_more {
+            return Ok(out);
+        }
+    }
+}
 
 fn read_body(body: Result<Bytes, BytesRejection>) -> Result<Obj, ProtoError> {
     let bytes = body.map_err(|rej| {
@@ -174,6 +263,7 @@ async fn unknown(req: axum::extract::Request) -> ProtoError {
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn put(
     State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
     let obj = read_body(body)?;
@@ -200,6 +290,12 @@ pub async fn put(
         metadata: CheckpointMetadata(metadata),
         new_versions,
     };
+    request.validate()?;
+    state
+        .services
+        .threads
+        .claim(&scope, &request.thread_id)
+        .await?;
     let stored = state.services.stores.checkpoints.put(request).await?;
     Ok(Json(json!({
         "config": wire::config_json(&stored.thread_id, &stored.namespace, &stored.checkpoint_id)
@@ -211,6 +307,7 @@ pub async fn put(
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn put_writes(
     State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
     let obj = read_body(body)?;
@@ -247,8 +344,14 @@ pub async fn put_writes(
         parsed.push((channel, value));
     }
     if parsed.is_empty() {
+        // Nothing to write: answer as for any thread, without claiming it.
         return Ok(Json(json!({})));
     }
+    state
+        .services
+        .threads
+        .claim(&scope, &config.thread_id)
+        .await?;
     let batch = WriteBatch {
         target: CheckpointRef {
             thread_id: config.thread_id.clone(),
@@ -268,11 +371,15 @@ pub async fn put_writes(
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn get_tuple(
     State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
     let obj = read_body(body)?;
     let config = required_config(&obj)?;
     let ns = config.namespace_or_root();
+    if !may_read(&state, &scope, &config.thread_id).await? {
+        return Ok(Json(json!({"tuple": null})));
+    }
     let tuple = state
         .services
         .stores
@@ -302,6 +409,7 @@ fn check_sqlite_filter_key(key: &str) -> Result<(), ProtoError> {
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn list(
     State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
     let obj = read_body(body)?;
@@ -343,10 +451,41 @@ pub async fn list(
             )));
         }
     };
-    let tuples = state.services.stores.checkpoints.list(&query).await?;
+    let tuples = scoped_list(&state, &scope, query).await?;
     Ok(Json(json!({
         "tuples": tuples.iter().map(wire::tuple_json).collect::<Vec<_>>()
     })))
+}
+
+/// `list` under a scope: one thread only when the caller may read it; across threads, the
+/// caller's threads only, merged newest first (checkpoint ids sort by time) and cut at the
+/// limit.
+async fn scoped_list(
+    state: &AppState,
+    scope: &UserScope,
+    query: CheckpointQuery,
+) -> Result<Vec<CheckpointTuple>, ProtoError> {
+    let checkpoints = &state.services.stores.checkpoints;
+    if *scope == UserScope::Unscoped {
+        return Ok(checkpoints.list(&query).await?);
+    }
+    if let Some(thread) = &query.thread_id {
+        if !may_read(state, scope, thread).await? {
+            return Ok(Vec::new());
+        }
+        return Ok(checkpoints.list(&query).await?);
+    }
+    let mut all = Vec::new();
+    for thread in owned_threads(state, scope).await? {
+        let mut q = query.clone();
+        q.thread_id = Some(thread);
+        all.extend(checkpoints.list(&q).await?);
+    }
+    all.sort_by(|a, b| b.checkpoint.id.cmp(&a.checkpoint.id));
+    if let Some(limit) = query.limit {
+        all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    Ok(all)
 }
 
 /// Delete every checkpoint and write of a thread (protocol §4.5).
@@ -354,10 +493,15 @@ pub async fn list(
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn delete_thread(
     State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
     let obj = read_body(body)?;
     let thread = ThreadId::parse(wire::req_str(&obj, "thread_id", "")?).map_err(invalid)?;
+    if !may_read(&state, &scope, &thread).await? {
+        // As for a thread that does not exist: nothing to delete.
+        return Ok(Json(json!({})));
+    }
     state
         .services
         .stores
@@ -372,6 +516,7 @@ pub async fn delete_thread(
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn delete_for_runs(
     State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
     let obj = read_body(body)?;
@@ -380,6 +525,7 @@ pub async fn delete_for_runs(
         .map(RunId::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
+    let run_ids = runs_in_scope(&state, &scope, run_ids).await?;
     if !run_ids.is_empty() {
         state
             .services
@@ -391,16 +537,58 @@ pub async fn delete_for_runs(
     Ok(Json(json!({})))
 }
 
+/// The runs a scope may delete: unscoped, all; a user, the runs whose checkpoints all lie in
+/// threads the user owns (another user's run is left alone, as a run that does not exist).
+async fn runs_in_scope(
+    state: &AppState,
+    scope: &UserScope,
+    run_ids: Vec<RunId>,
+) -> Result<Vec<RunId>, ProtoError> {
+    if *scope == UserScope::Unscoped {
+        return Ok(run_ids);
+    }
+    let mut kept = Vec::with_capacity(run_ids.len());
+    for run in run_ids {
+        let mut query = CheckpointQuery::default();
+        query
+            .filter
+            .insert("run_id".into(), Value::String(run.as_str().to_owned()));
+        let tuples = state.services.stores.checkpoints.list(&query).await?;
+        let mut all_mine = true;
+        let mut seen: Vec<&ThreadId> = Vec::new();
+        for t in &tuples {
+            if seen.contains(&&t.thread_id) {
+                continue;
+            }
+            seen.push(&t.thread_id);
+            if !may_read(state, scope, &t.thread_id).await? {
+                all_mine = false;
+                break;
+            }
+        }
+        if all_mine {
+            kept.push(run);
+        }
+    }
+    Ok(kept)
+}
+
 /// Copy a thread's checkpoints and writes to another thread (protocol §4.7).
 #[utoipa::path(post, path = "/checkpointer/copy_thread", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn copy_thread(
     State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
     let obj = read_body(body)?;
     let source = ThreadId::parse(wire::req_str(&obj, "source_thread_id", "")?).map_err(invalid)?;
     let target = ThreadId::parse(wire::req_str(&obj, "target_thread_id", "")?).map_err(invalid)?;
+    if !may_read(&state, &scope, &source).await? {
+        // A source the caller may not read copies nothing, as a missing source does.
+        return Ok(Json(json!({})));
+    }
+    state.services.threads.claim(&scope, &target).await?;
     state
         .services
         .stores
@@ -415,6 +603,7 @@ pub async fn copy_thread(
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn prune(
     State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> ProtoResult {
     let obj = read_body(body)?;
@@ -432,6 +621,14 @@ pub async fn prune(
             )));
         }
     };
+    let mut mine = Vec::with_capacity(thread_ids.len());
+    for t in thread_ids {
+        // Another user's thread is left alone, as one that does not exist.
+        if may_read(&state, &scope, &t).await? {
+            mine.push(t);
+        }
+    }
+    let thread_ids = mine;
     if !thread_ids.is_empty() {
         state
             .services

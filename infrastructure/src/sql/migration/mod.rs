@@ -18,6 +18,7 @@ mod m0005_feedback;
 mod m0006_token_usage;
 mod m0007_chat_streams;
 mod m0008_items;
+mod m0009_thread_owners;
 
 /// Waymark's migrations, in order.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_token_usage::Migration),
             Box::new(m0007_chat_streams::Migration),
             Box::new(m0008_items::Migration),
+            Box::new(m0009_thread_owners::Migration),
         ]
     }
 
