@@ -62,3 +62,96 @@ impl MigrationTrait for Migration {
         Ok(())
     }
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    use sea_orm_migration::MigratorTrait;
+
+    use super::super::Migrator;
+
+    async fn rows(db: &sea_orm::DatabaseConnection, sql: &str) -> Vec<(String, Option<String>)> {
+        db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("", "id").unwrap(),
+                    r.try_get("", "owner").unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Data of thread ids without a row gets an owner-less row; rows that existed keep their
+    /// owner; nothing stored is removed.
+    #[tokio::test]
+    async fn rowless_data_gets_an_ownerless_row_and_nothing_is_lost() {
+        let path = std::env::temp_dir().join(format!(
+            "waymark-m0009-{}.db",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let db = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        Migrator::up(&db, Some(8)).await.unwrap();
+        let ts = "'2026-01-01T00:00:00.000000+00:00'";
+        for sql in [
+            format!(
+                "INSERT INTO waymark_threads (id, owner, status, metadata, created_at, updated_at) \
+                 VALUES ('owned', 'alice', 'idle', '{{\"k\":1}}', {ts}, {ts})"
+            ),
+            "INSERT INTO waymark_checkpoints (thread_id, ns, checkpoint_id, v, metadata, body) \
+             VALUES ('cp-only', '', 'c1', 4, '{}', x'00')"
+                .to_owned(),
+            "INSERT INTO waymark_checkpoints (thread_id, ns, checkpoint_id, v, metadata, body) \
+             VALUES ('owned', '', 'c1', 4, '{}', x'00')"
+                .to_owned(),
+            format!(
+                "INSERT INTO waymark_run_events (thread_id, seq, run_id, event_type, category, \
+                 content, metadata, created_at) VALUES ('events-only', 1, 'r', 'x', 'message', \
+                 '{{}}', '{{}}', {ts})"
+            ),
+            format!(
+                "INSERT INTO waymark_token_usage (id, thread_id, model, prompt_tokens, \
+                 completion_tokens, total_tokens, recorded_at) VALUES ('u1', 'usage-only', 'm', \
+                 1, 1, 2, {ts})"
+            ),
+            format!(
+                "INSERT INTO waymark_token_usage (id, thread_id, model, prompt_tokens, \
+                 completion_tokens, total_tokens, recorded_at) VALUES ('u2', NULL, 'm', 1, 1, 2, {ts})"
+            ),
+        ] {
+            db.execute_unprepared(&sql).await.unwrap();
+        }
+        Migrator::up(&db, None).await.unwrap();
+        let threads = rows(&db, "SELECT id, owner FROM waymark_threads ORDER BY id").await;
+        assert_eq!(
+            threads,
+            vec![
+                ("cp-only".to_owned(), None),
+                ("events-only".to_owned(), None),
+                ("owned".to_owned(), Some("alice".to_owned())),
+                ("usage-only".to_owned(), None),
+            ]
+        );
+        let kept = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT (SELECT COUNT(*) FROM waymark_checkpoints) + \
+                 (SELECT COUNT(*) FROM waymark_run_events) + \
+                 (SELECT COUNT(*) FROM waymark_token_usage) AS n, \
+                 (SELECT metadata FROM waymark_threads WHERE id = 'owned') AS m",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.try_get::<i64>("", "n").unwrap(), 5);
+        assert_eq!(kept.try_get::<String>("", "m").unwrap(), "{\"k\":1}");
+        db.close().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
