@@ -1,5 +1,11 @@
 //! The thread access check of spec §6.6 as services use it: a denied check becomes
 //! [`ApplicationError::AccessDenied`] before anything is read or written.
+//!
+//! The ownership model: a user reads, changes and deletes only threads whose row they own;
+//! a missing row, another owner's row and an owner-less (legacy or row-less) thread all
+//! answer `AccessDenied`, which every surface reports exactly like a missing thread. The
+//! first write to a thread id [`claim`]s it: the row is created with the caller as owner in
+//! one atomic store call. `Unscoped` (administrative) callers may use every thread.
 
 use waymark_domain::thread::ThreadRepository;
 use waymark_domain::{ThreadId, UserScope};
@@ -31,5 +37,21 @@ pub(crate) async fn ensure(
         Err(ApplicationError::AccessDenied {
             thread_id: thread_id.clone(),
         })
+    }
+}
+
+/// Claims the thread for a first write ([`ThreadRepository::claim`]): creates the row owned
+/// by the scope's user when none exists; [`ApplicationError::AccessDenied`] when the thread
+/// is another owner's, owner-less, or row-less data the user may not adopt.
+pub(crate) async fn claim(
+    threads: &dyn ThreadRepository,
+    scope: &UserScope,
+    thread_id: &ThreadId,
+) -> AppResult<()> {
+    match threads.claim(scope, thread_id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApplicationError::AccessDenied {
+            thread_id: thread_id.clone(),
+        }),
     }
 }

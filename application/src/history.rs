@@ -22,7 +22,7 @@ use waymark_domain::{
     EventCategory, EventType, JsonObject, ModelName, RunId, SessionId, Stores, ThreadId, UserScope,
 };
 
-use crate::access::{Access, ensure};
+use crate::access::{Access, claim, ensure};
 use crate::error::{AppResult, ApplicationError};
 
 /// Who spoke: decides the frozen event type the message is stored under (spec §1.2).
@@ -216,14 +216,9 @@ impl HistoryManager {
         scope: &UserScope,
         record: MessageRecord,
     ) -> AppResult<RunEvent> {
-        ensure(
-            self.threads.as_ref(),
-            scope,
-            &record.thread_id,
-            Access::Write,
-        )
-        .await?;
+        let thread_id = record.thread_id.clone();
         let event = record.into_event()?;
+        claim(self.threads.as_ref(), scope, &thread_id).await?;
         Ok(self.events.put(scope, event).await?)
     }
 
@@ -242,7 +237,7 @@ impl HistoryManager {
             .map(MessageRecord::into_event)
             .collect::<AppResult<Vec<_>>>()?;
         validate_batch(&events)?;
-        ensure(self.threads.as_ref(), scope, &thread_id, Access::Write).await?;
+        claim(self.threads.as_ref(), scope, &thread_id).await?;
         Ok(self.events.put_batch(scope, events).await?)
     }
 
@@ -273,20 +268,10 @@ impl HistoryManager {
         let model = report
             .model
             .ok_or_else(|| ApplicationError::invalid("model", "token usage needs a model"))?;
-        let mut session_id = report.session_id;
-        if let Some(thread_id) = &report.thread_id {
-            ensure(self.threads.as_ref(), scope, thread_id, Access::Read).await?;
-            if session_id.is_none() {
-                session_id = self
-                    .threads
-                    .get(scope, thread_id)
-                    .await?
-                    .and_then(|t| t.session_id);
-            }
-        }
-        let usage = TokenUsage::new(
-            session_id,
-            report.thread_id,
+        // Validate first: bad input writes nothing, not even the thread claim.
+        let mut usage = TokenUsage::new(
+            report.session_id.clone(),
+            report.thread_id.clone(),
             report.run_id,
             scope.owner().cloned(),
             model,
@@ -295,6 +280,16 @@ impl HistoryManager {
             report.total_tokens,
             self.clock.now(),
         )?;
+        if let Some(thread_id) = &report.thread_id {
+            claim(self.threads.as_ref(), scope, thread_id).await?;
+            if usage.session_id.is_none() {
+                usage.session_id = self
+                    .threads
+                    .get(scope, thread_id)
+                    .await?
+                    .and_then(|t| t.session_id);
+            }
+        }
         Ok(self.usage.record(usage).await?)
     }
 

@@ -12,7 +12,7 @@ use waymark_domain::thread::{
 };
 use waymark_domain::{JsonObject, SessionId, Stores, ThreadId, UserScope};
 
-use crate::access::{Access, ensure};
+use crate::access::{Access, claim, ensure};
 use crate::chat_stream::ChatStreamService;
 use crate::error::{AppResult, ApplicationError};
 
@@ -225,11 +225,19 @@ impl ThreadManager {
         ensure(self.threads.as_ref(), scope, id, access).await
     }
 
+    /// Claims the thread id for the scope's first write: creates the row owned by the
+    /// scope's user when none exists (atomically; of concurrent claimers exactly one wins);
+    /// `AccessDenied` when it is another owner's, owner-less or row-less data.
+    pub async fn claim(&self, scope: &UserScope, id: &ThreadId) -> AppResult<()> {
+        claim(self.threads.as_ref(), scope, id).await
+    }
+
     /// Deletes the thread and everything held for it (spec §6.7): its checkpoints (every
     /// namespace), then the row with its events, feedback, chat-stream record, branches,
     /// snapshots and token usage (the store's cascade), then the in-memory chat-stream
-    /// buffer. A missing thread is not an error (its leftovers are removed, `existed` is
-    /// false); another user's thread is `AccessDenied` and nothing is touched. Stopping the
+    /// buffer. A user may delete only a thread they own: a missing, foreign or owner-less
+    /// thread is `AccessDenied` and nothing is touched. `Unscoped` may delete anything,
+    /// row-less data included (`existed` is then false). Stopping the
     /// thread's active run first is the host's job.
     pub async fn delete(&self, scope: &UserScope, id: &ThreadId) -> AppResult<ThreadDeletion> {
         ensure(self.threads.as_ref(), scope, id, Access::Read).await?;

@@ -339,8 +339,19 @@ pub trait ThreadRepository: Send + Sync {
         update: ThreadUpdate,
     ) -> DomainResult<Thread>;
 
-    /// The access check of spec §6.6: a missing row is readable but not mutable; another
-    /// owner's row and (unless unscoped) an owner-less row are denied.
+    /// Claims the id for the scope's first write (Waymark ownership model): when no row
+    /// exists, creates one owned by the scope's user (no owner under `Unscoped`) in one
+    /// atomic step, so of two users claiming one id concurrently exactly one becomes the
+    /// owner. Answers the row when the scope may use it (its own, or any row under
+    /// `Unscoped`) and `None` otherwise: another owner's row, an owner-less row, or an id
+    /// that already holds checkpoints in this store without a row (row-less data written
+    /// outside Waymark stays visible only to `Unscoped` callers and is never adopted by a
+    /// user's claim).
+    async fn claim(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<Option<Thread>>;
+
+    /// The access check (spec §6.6 with the Waymark rules of §0.2): a user may read and
+    /// change only rows they own; a missing row, another owner's row and an owner-less row
+    /// are denied. `Unscoped` may use every row, and may read (not mutate) a missing one.
     async fn check_access(
         &self,
         scope: &UserScope,

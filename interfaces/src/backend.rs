@@ -19,7 +19,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use waymark_domain::Stores;
+use waymark_domain::checkpoint::{CheckpointQuery, CheckpointRepository};
 use waymark_domain::clock::{Clock, SystemClock};
+use waymark_domain::paging::Page;
+use waymark_domain::thread::{NewThread, Thread, ThreadQuery, ThreadRepository, ThreadUpdate};
+use waymark_domain::{DomainError, DomainResult, ThreadId, UserScope};
 
 /// Which engine holds the data; reported by the checkpointer's `GET /capabilities`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,10 +289,87 @@ async fn open_sql(url: DatabaseUrl) -> Result<Backend, BackendError> {
                 ),
                 Engine::Memory => unreachable!("langgraph+memory is refused by parse"),
             };
+        stores.threads = Arc::new(RowlessGuard {
+            threads: stores.threads.clone(),
+            checkpoints: checkpoints.clone(),
+        });
         stores.checkpoints = checkpoints;
     }
     tracing::info!(url = %url, "database open and migrated");
     Ok(Backend { stores, url })
+}
+
+/// The thread port of a LangGraph layout. The native thread store's `claim` only sees
+/// Waymark's own checkpoint tables; here checkpoints live in LangGraph's, where a Python
+/// process may write without creating a thread row. A user's claim of an id that has no row
+/// but holds LangGraph checkpoints is refused (`None`), so such row-less threads stay
+/// visible only to the unscoped admin. (A Python writer racing a user's first claim of the
+/// very same id between the probe and the insert is the one window this cannot close.)
+struct RowlessGuard {
+    threads: Arc<dyn ThreadRepository>,
+    checkpoints: Arc<dyn CheckpointRepository>,
+}
+
+#[async_trait::async_trait]
+impl ThreadRepository for RowlessGuard {
+    async fn create(&self, scope: &UserScope, thread: NewThread) -> DomainResult<Thread> {
+        if scope.owner().is_some() && self.rowless_data(&thread.id).await? {
+            return Err(DomainError::conflict(
+                "thread",
+                format!("thread id {} is not available", thread.id),
+            ));
+        }
+        self.threads.create(scope, thread).await
+    }
+
+    async fn get(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<Option<Thread>> {
+        self.threads.get(scope, id).await
+    }
+
+    async fn search(&self, scope: &UserScope, query: &ThreadQuery) -> DomainResult<Page<Thread>> {
+        self.threads.search(scope, query).await
+    }
+
+    async fn update(
+        &self,
+        scope: &UserScope,
+        id: &ThreadId,
+        update: ThreadUpdate,
+    ) -> DomainResult<Thread> {
+        self.threads.update(scope, id, update).await
+    }
+
+    async fn claim(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<Option<Thread>> {
+        if scope.owner().is_some() && self.rowless_data(id).await? {
+            return Ok(None);
+        }
+        self.threads.claim(scope, id).await
+    }
+
+    async fn check_access(
+        &self,
+        scope: &UserScope,
+        id: &ThreadId,
+        require_existing: bool,
+    ) -> DomainResult<bool> {
+        self.threads.check_access(scope, id, require_existing).await
+    }
+
+    async fn delete(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<bool> {
+        self.threads.delete(scope, id).await
+    }
+}
+
+impl RowlessGuard {
+    /// True when the id has no thread row but holds checkpoints.
+    async fn rowless_data(&self, id: &ThreadId) -> DomainResult<bool> {
+        if self.threads.get(&UserScope::Unscoped, id).await?.is_some() {
+            return Ok(false);
+        }
+        let mut probe = CheckpointQuery::thread(id.clone());
+        probe.limit = Some(1);
+        Ok(!self.checkpoints.list(&probe).await?.is_empty())
+    }
 }
 
 #[cfg(test)]

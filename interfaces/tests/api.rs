@@ -518,17 +518,27 @@ async fn message_pages_look_ahead_both_directions() {
         )
         .await;
     assert_eq!((s, deleted["deleted"].as_u64()), (StatusCode::OK, Some(10)));
+    // The first write to an unused id claims the thread for its writer; another user's
+    // write to it is then refused like a write to a thread that does not exist.
+    let events = json!({"events": [{"run_id": "r", "event_type": "x", "category": "message"}]});
+    let path = "/api/v1/threads/new-thread/events";
     let (s, _) = app
-        .post(
-            "/api/v1/threads/no-such-thread/events",
-            &json!({"events": [{"run_id": "r", "event_type": "x", "category": "message"}]}),
+        .as_user(USER_A, reqwest::Method::POST, path, Some(events.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "a first write claims the id");
+    let (_, t) = app
+        .as_user(
+            USER_A,
+            reqwest::Method::GET,
+            "/api/v1/threads/new-thread",
+            None,
         )
         .await;
-    assert_eq!(
-        s,
-        StatusCode::NOT_FOUND,
-        "events go to existing threads only"
-    );
+    assert_eq!(t["owner"], USER_A);
+    let (s, _) = app
+        .as_user(USER_B, reqwest::Method::POST, path, Some(events))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another user's thread");
 }
 
 #[tokio::test]
@@ -688,7 +698,7 @@ async fn shutdown_flushes_buffered_frames() {
     let backend =
         Backend::memory_with_clock(std::sync::Arc::new(waymark_domain::clock::SystemClock));
     let stores = backend.stores.clone();
-    let app = spawn_with(backend, ServerConfig::default()).await;
+    let app = spawn_with(backend, ServerConfig::admin()).await;
     app.post(
         "/api/v1/messages/streams/late",
         &json!({"frame": "trailing", "finish_reason": "tool_calls"}),
@@ -794,7 +804,6 @@ async fn bearer_token_and_required_user() {
         Backend::memory_with_clock(std::sync::Arc::new(waymark_domain::clock::SystemClock));
     let config = ServerConfig {
         auth_token: Some("s3cret".into()),
-        require_user: true,
         ..ServerConfig::default()
     };
     let app = spawn_with(backend, config).await;
@@ -861,7 +870,7 @@ async fn the_api_runs_on_sqlite_files_in_both_layouts() {
                 .display()
         );
         let backend = waymark_interfaces::backend::open(&url).await.expect("open");
-        let app = spawn_with(backend, ServerConfig::default()).await;
+        let app = spawn_with(backend, ServerConfig::admin()).await;
         let (s, _) = app
             .post("/api/v1/threads", &json!({"thread_id": "t"}))
             .await;

@@ -21,7 +21,8 @@ async fn small_app() -> TestApp {
     let config = ServerConfig {
         max_body_bytes: 64 * 1024,
         max_checkpoint_body_bytes: 128 * 1024,
-        ..ServerConfig::default()
+        // These requests name no user: they test input handling as the administrator.
+        ..ServerConfig::admin()
     };
     spawn_with(Backend::memory_with_clock(Arc::new(SystemClock)), config).await
 }

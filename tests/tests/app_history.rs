@@ -346,10 +346,20 @@ async fn deleting_a_thread_removes_everything_it_held(b: &TestBackend) {
     assert_eq!(gone.buffered_frames_dropped, 1);
     assert!(app.chat.buffered(&t).await.is_empty());
     assert!(app.chat.get_history(&alice(), &t).await.unwrap().is_none());
-    assert_eq!(app.history.count_messages(&alice(), &t).await.unwrap(), 0);
+    // The feed answers not found (spec §6.8 item 9), and nothing is left even for the
+    // administrator.
+    assert!(
+        app.history
+            .count_messages(&alice(), &t)
+            .await
+            .unwrap_err()
+            .is_access_denied()
+    );
+    let admin = waymark_domain::UserScope::Unscoped;
+    assert_eq!(app.history.count_messages(&admin, &t).await.unwrap(), 0);
     assert!(
         app.checkpoints
-            .list(&alice(), &t, None)
+            .list(&admin, &t, None)
             .await
             .unwrap()
             .is_empty()

@@ -17,6 +17,12 @@ use crate::test_support::{clock, rid, tid};
 fn open_threads() -> MockThreadRepository {
     let mut t = MockThreadRepository::new();
     t.expect_check_access().returning(|_, _, _| Ok(true));
+    t.expect_claim().returning(|scope, id| {
+        Ok(Some(
+            waymark_domain::thread::NewThread::with_id(id.clone())
+                .into_thread(scope.owner().cloned(), Utc::now()),
+        ))
+    });
     t
 }
 
@@ -256,6 +262,29 @@ async fn costs_follow_the_price_table_and_name_unpriced_models() {
     assert_eq!(report.unpriced_models, vec!["mystery".to_owned()]);
     assert!(ModelPrice::new(-1.0, 0.0).unwrap_err().is_invalid_input());
     assert!(ModelPrice::new(0.0, f64::NAN).is_err());
+}
+
+#[tokio::test]
+async fn recording_into_a_thread_the_claim_refuses_writes_nothing() {
+    let mut threads = MockThreadRepository::new();
+    threads.expect_claim().times(1).returning(|_, _| Ok(None));
+    let mut events = MockRunEventRepository::new();
+    events.expect_put().never();
+    events.expect_put_batch().never();
+    let m = manager(events, MockTokenUsageRepository::new(), threads);
+    let scope = UserScope::User(UserId::parse("mallory").unwrap());
+    let err = m
+        .record_message(
+            &scope,
+            record(
+                "t1",
+                MessageRole::Human,
+                json!({"type": "human", "content": "x"}),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_access_denied());
 }
 
 #[tokio::test]

@@ -360,6 +360,11 @@ impl ThreadCheckpoints {
 }
 
 impl CheckpointTables {
+    /// True when the thread holds any checkpoint or write.
+    pub(crate) fn holds_thread(&self, thread_id: &ThreadId) -> bool {
+        self.threads.contains_key(thread_id)
+    }
+
     /// Removes every checkpoint, write and payload of the thread.
     pub(crate) fn delete_thread(&mut self, thread_id: &ThreadId) {
         self.threads.remove(thread_id);

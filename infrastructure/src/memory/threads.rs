@@ -3,6 +3,9 @@
 //! Rules shared with the SQL stores:
 //! * `create` returns the existing row when the scope can see it (same owner, or unscoped) and
 //!   is a conflict otherwise; a named session must exist and be visible (else not found).
+//! * `claim` creates the row for the scope's first write unless the row exists or the id
+//!   already holds checkpoints without a row; `check_access` lets a user use only their own
+//!   rows (a missing row only `Unscoped`, for reads).
 //! * `update` on a missing or invisible row is not found; a target session given in the update
 //!   must exist and be visible too. `touch = false` keeps `updated_at`.
 //! * `delete` on a row the scope cannot see answers `false` and removes nothing. On a visible
@@ -49,7 +52,14 @@ impl ThreadRepository for MemoryThreadRepository {
             }
             return Err(DomainError::conflict(
                 "thread",
-                format!("thread {} belongs to another owner", thread.id),
+                format!("thread id {} is not available", thread.id),
+            ));
+        }
+        if scope.owner().is_some() && state.checkpoints.holds_thread(&thread.id) {
+            // Row-less checkpoints stay admin-only; a user's create never adopts them.
+            return Err(DomainError::conflict(
+                "thread",
+                format!("thread id {} is not available", thread.id),
             ));
         }
         if let Some(session) = &thread.session_id {
@@ -120,6 +130,23 @@ impl ThreadRepository for MemoryThreadRepository {
         Ok(thread.clone())
     }
 
+    async fn claim(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<Option<Thread>> {
+        let now = self.shared.now();
+        let mut state = self.shared.lock();
+        if let Some(existing) = state.threads.get(id) {
+            return Ok(scope
+                .can_see(existing.owner.as_ref())
+                .then(|| existing.clone()));
+        }
+        if scope.owner().is_some() && state.checkpoints.holds_thread(id) {
+            // Row-less checkpoints stay admin-only; a user's claim never adopts them.
+            return Ok(None);
+        }
+        let stored = NewThread::with_id(id.clone()).into_thread(scope.owner().cloned(), now);
+        state.threads.insert(id.clone(), stored.clone());
+        Ok(Some(stored))
+    }
+
     async fn check_access(
         &self,
         scope: &UserScope,
@@ -128,7 +155,7 @@ impl ThreadRepository for MemoryThreadRepository {
     ) -> DomainResult<bool> {
         let state = self.shared.lock();
         Ok(match state.threads.get(id) {
-            None => !require_existing,
+            None => *scope == UserScope::Unscoped && !require_existing,
             Some(t) => scope.can_see(t.owner.as_ref()),
         })
     }

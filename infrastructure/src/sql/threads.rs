@@ -5,6 +5,9 @@
 //!   containment on PostgreSQL and `json_type` + `json_extract` on SQLite.
 //! * `update` is a locked read-modify-write (`FOR UPDATE` / immediate transaction): concurrent
 //!   merges of disjoint keys both survive.
+//! * `claim` is one `INSERT .. SELECT .. WHERE NOT EXISTS (row-less checkpoints) ON
+//!   CONFLICT DO NOTHING` followed by reading the owner back, so concurrent claims of one id
+//!   leave exactly one owner.
 //! * `delete` removes the thread and every row held for it in one transaction, under the
 //!   run-event fence of the thread so no event writer interleaves.
 
@@ -178,8 +181,26 @@ impl ThreadRepository for SqlThreadRepository {
             }
             return Err(DomainError::conflict(
                 "thread",
-                format!("thread {} belongs to another owner", new.id),
+                format!("thread id {} is not available", new.id),
             ));
+        }
+        if scope.owner().is_some() {
+            // Row-less checkpoints stay admin-only; a user's create never adopts them.
+            let rowless = db::one(
+                &txn,
+                kind.stmt(
+                    "SELECT 1 FROM waymark_checkpoints WHERE thread_id = $1 LIMIT 1",
+                    vec![text(new.id.as_str())],
+                ),
+                OP,
+            )
+            .await?;
+            if rowless.is_some() {
+                return Err(DomainError::conflict(
+                    "thread",
+                    format!("thread id {} is not available", new.id),
+                ));
+            }
         }
         if let Some(session) = &new.session_id {
             self.require_session(&txn, scope, session, OP).await?;
@@ -218,7 +239,7 @@ impl ThreadRepository for SqlThreadRepository {
             }
             return Err(DomainError::conflict(
                 "thread",
-                format!("thread {} belongs to another owner", stored.id),
+                format!("thread id {} is not available", stored.id),
             ));
         }
         txn.commit().await.op(OP)?;
@@ -305,6 +326,48 @@ impl ThreadRepository for SqlThreadRepository {
         Ok(t)
     }
 
+    async fn claim(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<Option<Thread>> {
+        const OP: &str = "threads.claim";
+        let kind = self.shared.kind();
+        let conn = &self.shared.db.conn;
+        // Fast path: the row exists (every write after the first).
+        if let Some(t) = self.fetch(conn, id, false, OP).await? {
+            return Ok(scope.can_see(t.owner.as_ref()).then_some(t));
+        }
+        let now = self.shared.now();
+        // One statement: insert unless a row exists (ON CONFLICT) and, for a user, unless the
+        // id already holds row-less checkpoints, which stay admin-only.
+        let guard = if scope.owner().is_some() {
+            "NOT EXISTS (SELECT 1 FROM waymark_checkpoints WHERE thread_id = $1)"
+        } else {
+            "1 = 1"
+        };
+        db::exec(
+            conn,
+            kind.stmt(
+                format!(
+                    "INSERT INTO waymark_threads (id, session_id, owner, assistant_id, \
+                     display_name, status, metadata, created_at, updated_at) \
+                     SELECT $1, NULL, $2, NULL, NULL, 'idle', $3, $4, $4 WHERE {guard} \
+                     ON CONFLICT (id) DO NOTHING"
+                ),
+                vec![
+                    text(id.as_str()),
+                    opt_text(scope.owner().map(|o| o.as_str())),
+                    kind.json_obj(&waymark_domain::JsonObject::new()),
+                    kind.ts(now),
+                ],
+            ),
+            OP,
+        )
+        .await?;
+        // Whoever won (this call, a concurrent claim or create), the stored owner decides.
+        Ok(self
+            .fetch(conn, id, false, OP)
+            .await?
+            .filter(|t| scope.can_see(t.owner.as_ref())))
+    }
+
     async fn check_access(
         &self,
         scope: &UserScope,
@@ -316,7 +379,7 @@ impl ThreadRepository for SqlThreadRepository {
                 .fetch(&self.shared.db.conn, id, false, "threads.check_access")
                 .await?
             {
-                None => !require_existing,
+                None => *scope == UserScope::Unscoped && !require_existing,
                 Some(t) => scope.can_see(t.owner.as_ref()),
             },
         )

@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import uuid
 import time
 import traceback
 from collections import Counter
@@ -70,9 +71,14 @@ def free_port() -> int:
 class Server:
     """`waymark serve` on a free port, stopped with SIGTERM."""
 
-    def __init__(self, binary: str, database_url: str) -> None:
+    def __init__(self, binary: str, database_url: str, admin: bool = False) -> None:
         self.binary = binary
         self.database_url = database_url
+        # Remote and smoke targets run as a named user whose per-user token binds it; the
+        # split targets share a database with a Python saver writing row-less threads, which
+        # only the administrator sees, so they run in the server's explicit admin mode.
+        self.admin = admin
+        self.token = f"conformance-{uuid.uuid4().hex}"
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = tempfile.NamedTemporaryFile(prefix="waymark-serve-", suffix=".log", delete=False)
@@ -84,7 +90,8 @@ class Server:
     def start(self) -> None:
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--database-url", self.database_url, "--bind", f"127.0.0.1:{self.port}"],
+            [self.binary, "serve", "--database-url", self.database_url, "--bind", f"127.0.0.1:{self.port}"]
+            + (["--admin-unscoped"] if self.admin else ["--user-token", f"conformance={self.token}"]),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -215,7 +222,7 @@ async def run_suite(args: argparse.Namespace, server: Server) -> tuple[int, int,
 
         @checkpointer_test(name=name, lifespan=lifespan)
         async def factory():  # type: ignore[no-untyped-def]
-            saver = await aconnect(server.base, encoding=args.encoding)
+            saver = await aconnect(server.base, token=server.token, encoding=args.encoding)
             try:
                 yield saver
             finally:
@@ -356,10 +363,8 @@ def run_smoke(args: argparse.Namespace, server: Server) -> tuple[int, int, str, 
 
     server.start()
     try:
-        saver = connect(server.base, encoding=args.encoding)
+        saver = connect(server.base, token=server.token, encoding=args.encoding)
         try:
-            import uuid
-
             got = run_scenario(saver, f"smoke-{uuid.uuid4()}")
             # The sync delete family works too.
             saver.delete_thread("smoke-missing")
@@ -399,7 +404,7 @@ def run_client(args: argparse.Namespace, server: Server) -> tuple[int, int, str,
     checks: dict[str, bool] = {}
     server.start()
     try:
-        saver = connect(server.base, encoding=args.encoding)
+        saver = connect(server.base, token=server.token, encoding=args.encoding)
         offered = "application/vnd.waymark.checkpointer+msgpack" in saver.capabilities.get(
             "content_types", []
         )
@@ -468,7 +473,7 @@ def main() -> int:
     )
     args = p.parse_args()
     label = args.label or args.target
-    server = Server(args.binary, args.database_url)
+    server = Server(args.binary, args.database_url, admin=args.target in ("split", "split-rev"))
     try:
         if args.target == "smoke":
             passed, failed, detail, data = run_smoke(args, server)

@@ -227,7 +227,7 @@ pub struct EventList {
 /// The largest batch one request appends.
 pub const MAX_EVENT_BATCH: usize = 1000;
 
-/// Append run events to an existing thread (all or none).
+/// Append run events to a thread (all or none); the first write claims the thread id.
 #[utoipa::path(post, path = "/api/v1/threads/{thread_id}/events", tag = "events",
     params(("thread_id" = String, Path)), request_body = AppendEvents,
     responses((status = 201, body = EventList), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
@@ -261,11 +261,17 @@ pub async fn append_events(
         ev.created_at = e.created_at;
         events.push(ev);
     }
-    state
-        .services
-        .threads
-        .ensure_access(&caller.scope, &thread, Access::Write)
-        .await?;
+    waymark_domain::run_event::validate_batch(&events)?;
+    if events.is_empty() {
+        // Nothing to write: only the access check, no claim.
+        state
+            .services
+            .threads
+            .ensure_access(&caller.scope, &thread, Access::Read)
+            .await?;
+    } else {
+        state.services.threads.claim(&caller.scope, &thread).await?;
+    }
     let stored = state
         .services
         .stores
@@ -420,6 +426,11 @@ pub async fn get_stream(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ChatStreamDto>> {
     let thread = thread_id(&id)?;
+    state
+        .services
+        .threads
+        .ensure_access(&caller.scope, &thread, Access::Read)
+        .await?;
     match state
         .services
         .chat_streams
@@ -443,6 +454,11 @@ pub async fn delete_stream(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     let thread = thread_id(&id)?;
+    state
+        .services
+        .threads
+        .ensure_access(&caller.scope, &thread, Access::Read)
+        .await?;
     if state
         .services
         .chat_streams
@@ -478,6 +494,9 @@ pub async fn record_frame(
     ApiJson(body): ApiJson<FrameIn>,
 ) -> ApiResult<Json<JsonValue>> {
     let thread = thread_id(&id)?;
+    // Bad input writes nothing, not even the thread claim.
+    waymark_domain::chat_stream::validate_frames(std::slice::from_ref(&body.frame))?;
+    state.services.threads.claim(&caller.scope, &thread).await?;
     let outcome = state
         .services
         .chat_streams
@@ -504,6 +523,11 @@ pub async fn end_stream(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<JsonValue>> {
     let thread = thread_id(&id)?;
+    state
+        .services
+        .threads
+        .ensure_access(&caller.scope, &thread, Access::Read)
+        .await?;
     let outcome = state
         .services
         .chat_streams

@@ -75,6 +75,10 @@ pub async fn record(
         completion_tokens: body.completion_tokens,
         total_tokens: body.total_tokens.unwrap_or(0),
     };
+    if let Some(session) = &report.session_id {
+        // Another user's session reads exactly like a missing one.
+        state.services.sessions.get(&caller.scope, session).await?;
+    }
     let u = state
         .services
         .history

@@ -8,6 +8,16 @@
 //! value tags the LangGraph SQLite blob cannot embed, rejecting illegal SQLite filter keys)
 //! and hands domain values to the checkpoint port, whose stores own every storage rule.
 //!
+//! Ownership (the same model as the REST API): every handler resolves the caller like REST
+//! does ([`Caller::resolve`]: header, per-user token, or the explicit admin mode). Writes
+//! (`put`, `put_writes`, the `copy_thread` target) claim the thread id for the caller; a
+//! thread owned by someone else, owner-less or row-less answers `LookupError` (404) and
+//! nothing is written. Reads and deletes of a thread the caller does not own behave exactly
+//! as for a thread that does not exist: `get_tuple` answers `null`, `list` `[]`, and
+//! `delete_thread`, `delete_for_runs`, `prune` and a `copy_thread` source change nothing. A
+//! `list` without a thread lists only the caller's threads; `delete_for_runs` deletes only
+//! runs whose checkpoints all lie in the caller's threads.
+//!
 //! Errors use the protocol's own envelope `{"error": "…", "kind": "<PythonException>"}`
 //! (spec §5), not the REST API's, because the client re-raises `kind` as a Python builtin.
 
@@ -26,8 +36,13 @@ use waymark_domain::checkpoint::{
 };
 use waymark_domain::{ChannelName, CheckpointNamespace, DomainError, RunId, TaskId, ThreadId};
 
+use waymark_application::{Access, ApplicationError};
+use waymark_domain::paging::OffsetPage;
+use waymark_domain::thread::ThreadQuery;
+use waymark_domain::{UserScope, checkpoint::CheckpointTuple};
+
 use crate::backend::{Engine, FilterSemantics, Layout};
-use crate::http::AppState;
+use crate::http::{AppState, Caller};
 use codec::{Answer, ProtoBody};
 use wire::{Obj, WireConfig, invalid, member, type_error, value_error};
 
@@ -93,6 +108,80 @@ impl From<DomainError> for ProtoError {
 
 type ProtoResult = Result<Answer, ProtoError>;
 
+impl From<ApplicationError> for ProtoError {
+    fn from(e: ApplicationError) -> Self {
+        match e {
+            ApplicationError::Domain(d) => d.into(),
+            ApplicationError::AccessDenied { thread_id } => ProtoError::new(
+                StatusCode::NOT_FOUND,
+                "LookupError",
+                format!("thread not found: {thread_id}"),
+            ),
+            other => {
+                tracing::error!(error = %other, "checkpointer service failure");
+                ProtoError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "RuntimeError",
+                    "service failure",
+                )
+            }
+        }
+    }
+}
+
+/// The caller of a checkpointer request, resolved exactly as for REST; rejections use the
+/// protocol envelope (`PermissionError` for 401/403, `ValueError` for a malformed header).
+#[derive(Debug, Clone)]
+pub struct ProtoCaller(pub UserScope);
+
+impl axum::extract::FromRequestParts<AppState> for ProtoCaller {
+    type Rejection = ProtoError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ProtoError> {
+        match Caller::resolve(parts, &state.config) {
+            Ok(c) => Ok(Self(c.scope)),
+            Err(r) if r.status == StatusCode::BAD_REQUEST => Err(value_error(r.message)),
+            Err(r) => Err(ProtoError::new(r.status, "PermissionError", r.message)),
+        }
+    }
+}
+
+/// Whether the scope may read the thread (its own; anything when unscoped).
+async fn may_read(
+    state: &AppState,
+    scope: &UserScope,
+    thread: &ThreadId,
+) -> Result<bool, ProtoError> {
+    Ok(state
+        .services
+        .threads
+        .check_access(scope, thread, Access::Read)
+        .await?)
+}
+
+/// Every thread id the user owns (pages of 1000).
+async fn owned_threads(state: &AppState, scope: &UserScope) -> Result<Vec<ThreadId>, ProtoError> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    loop {
+        let query = ThreadQuery {
+            filter: Default::default(),
+            status: None,
+            session_id: None,
+            page: OffsetPage::new(1000, offset)?,
+        };
+        let page = state.services.threads.search(scope, &query).await?;
+        offset += page.items.len() as u64;
+        out.extend(page.items.into_iter().map(|t| t.id));
+        if !page.has_more {
+            return Ok(out);
+        }
+    }
+}
+
 fn config_member<'a>(obj: &'a Obj, key: &str) -> Result<Option<&'a Obj>, ProtoError> {
     wire::opt_obj(obj, key, "")
 }
@@ -157,7 +246,11 @@ async fn unknown(req: axum::extract::Request) -> ProtoError {
 /// Store one checkpoint (protocol §4.1). Body: {config, checkpoint, metadata, new_versions}.
 #[utoipa::path(post, path = "/checkpointer/put", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn put(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+pub async fn put(
+    State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
+    body: ProtoBody,
+) -> ProtoResult {
     let (obj, mut bins, reply) = body.into_parts();
     let config = required_config(&obj)?;
     let checkpoint_obj = wire::req_obj(&obj, "checkpoint", "")?;
@@ -183,6 +276,12 @@ pub async fn put(State(state): State<AppState>, body: ProtoBody) -> ProtoResult 
         metadata: CheckpointMetadata(metadata),
         new_versions,
     };
+    request.validate()?;
+    state
+        .services
+        .threads
+        .claim(&scope, &request.thread_id)
+        .await?;
     let stored = state.services.stores.checkpoints.put(request).await?;
     Ok(reply.json(json!({
         "config": wire::config_json(&stored.thread_id, &stored.namespace, &stored.checkpoint_id)
@@ -192,7 +291,11 @@ pub async fn put(State(state): State<AppState>, body: ProtoBody) -> ProtoResult 
 /// Store pending writes of one task (protocol §4.2). Body: {config, writes, task_id, task_path}.
 #[utoipa::path(post, path = "/checkpointer/put_writes", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn put_writes(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+pub async fn put_writes(
+    State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
+    body: ProtoBody,
+) -> ProtoResult {
     let (obj, mut bins, reply) = body.into_parts();
     let config = required_config(&obj)?;
     let checkpoint_id = config.checkpoint_id.clone().ok_or_else(|| {
@@ -228,8 +331,14 @@ pub async fn put_writes(State(state): State<AppState>, body: ProtoBody) -> Proto
     }
     bins.finish()?;
     if parsed.is_empty() {
+        // Nothing to write: answer as for any thread, without claiming it.
         return Ok(reply.json(json!({})));
     }
+    state
+        .services
+        .threads
+        .claim(&scope, &config.thread_id)
+        .await?;
     let batch = WriteBatch {
         target: CheckpointRef {
             thread_id: config.thread_id.clone(),
@@ -247,10 +356,17 @@ pub async fn put_writes(State(state): State<AppState>, body: ProtoBody) -> Proto
 /// The requested or latest checkpoint with its pending writes (protocol §4.3).
 #[utoipa::path(post, path = "/checkpointer/get_tuple", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn get_tuple(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+pub async fn get_tuple(
+    State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
+    body: ProtoBody,
+) -> ProtoResult {
     let (obj, reply) = body.plain()?;
     let config = required_config(&obj)?;
     let ns = config.namespace_or_root();
+    if !may_read(&state, &scope, &config.thread_id).await? {
+        return Ok(reply.tuple(None));
+    }
     let tuple = state
         .services
         .stores
@@ -278,7 +394,11 @@ fn check_sqlite_filter_key(key: &str) -> Result<(), ProtoError> {
 /// Matching checkpoints, newest first (protocol §4.4). Body: {config, filter, before, limit}.
 #[utoipa::path(post, path = "/checkpointer/list", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn list(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+pub async fn list(
+    State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
+    body: ProtoBody,
+) -> ProtoResult {
     let (obj, reply) = body.plain()?;
     let mut query = CheckpointQuery::default();
     if let Some(c) = config_member(&obj, "config")? {
@@ -318,16 +438,55 @@ pub async fn list(State(state): State<AppState>, body: ProtoBody) -> ProtoResult
             )));
         }
     };
-    let tuples = state.services.stores.checkpoints.list(&query).await?;
+    let tuples = scoped_list(&state, &scope, query).await?;
     Ok(reply.tuples(&tuples))
+}
+
+/// `list` under a scope: one thread only when the caller may read it; across threads, the
+/// caller's threads only, merged newest first (checkpoint ids sort by time) and cut at the
+/// limit.
+async fn scoped_list(
+    state: &AppState,
+    scope: &UserScope,
+    query: CheckpointQuery,
+) -> Result<Vec<CheckpointTuple>, ProtoError> {
+    let checkpoints = &state.services.stores.checkpoints;
+    if *scope == UserScope::Unscoped {
+        return Ok(checkpoints.list(&query).await?);
+    }
+    if let Some(thread) = &query.thread_id {
+        if !may_read(state, scope, thread).await? {
+            return Ok(Vec::new());
+        }
+        return Ok(checkpoints.list(&query).await?);
+    }
+    let mut all = Vec::new();
+    for thread in owned_threads(state, scope).await? {
+        let mut q = query.clone();
+        q.thread_id = Some(thread);
+        all.extend(checkpoints.list(&q).await?);
+    }
+    all.sort_by(|a, b| b.checkpoint.id.cmp(&a.checkpoint.id));
+    if let Some(limit) = query.limit {
+        all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    Ok(all)
 }
 
 /// Delete every checkpoint and write of a thread (protocol §4.5).
 #[utoipa::path(post, path = "/checkpointer/delete_thread", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn delete_thread(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+pub async fn delete_thread(
+    State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
+    body: ProtoBody,
+) -> ProtoResult {
     let (obj, reply) = body.plain()?;
     let thread = ThreadId::parse(wire::req_str(&obj, "thread_id", "")?).map_err(invalid)?;
+    if !may_read(&state, &scope, &thread).await? {
+        // As for a thread that does not exist: nothing to delete.
+        return Ok(reply.json(json!({})));
+    }
     state
         .services
         .stores
@@ -340,13 +499,18 @@ pub async fn delete_thread(State(state): State<AppState>, body: ProtoBody) -> Pr
 /// Delete the checkpoints of the given runs (protocol §4.6).
 #[utoipa::path(post, path = "/checkpointer/delete_for_runs", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn delete_for_runs(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+pub async fn delete_for_runs(
+    State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
+    body: ProtoBody,
+) -> ProtoResult {
     let (obj, reply) = body.plain()?;
     let run_ids = wire::req_str_array(&obj, "run_ids")?
         .into_iter()
         .map(RunId::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
+    let run_ids = runs_in_scope(&state, &scope, run_ids).await?;
     if !run_ids.is_empty() {
         state
             .services
@@ -358,13 +522,58 @@ pub async fn delete_for_runs(State(state): State<AppState>, body: ProtoBody) -> 
     Ok(reply.json(json!({})))
 }
 
+/// The runs a scope may delete: unscoped, all; a user, the runs whose checkpoints all lie in
+/// threads the user owns (another user's run is left alone, as a run that does not exist).
+async fn runs_in_scope(
+    state: &AppState,
+    scope: &UserScope,
+    run_ids: Vec<RunId>,
+) -> Result<Vec<RunId>, ProtoError> {
+    if *scope == UserScope::Unscoped {
+        return Ok(run_ids);
+    }
+    let mut kept = Vec::with_capacity(run_ids.len());
+    for run in run_ids {
+        let mut query = CheckpointQuery::default();
+        query
+            .filter
+            .insert("run_id".into(), Value::String(run.as_str().to_owned()));
+        let tuples = state.services.stores.checkpoints.list(&query).await?;
+        let mut all_mine = true;
+        let mut seen: Vec<&ThreadId> = Vec::new();
+        for t in &tuples {
+            if seen.contains(&&t.thread_id) {
+                continue;
+            }
+            seen.push(&t.thread_id);
+            if !may_read(state, scope, &t.thread_id).await? {
+                all_mine = false;
+                break;
+            }
+        }
+        if all_mine {
+            kept.push(run);
+        }
+    }
+    Ok(kept)
+}
+
 /// Copy a thread's checkpoints and writes to another thread (protocol §4.7).
 #[utoipa::path(post, path = "/checkpointer/copy_thread", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn copy_thread(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+pub async fn copy_thread(
+    State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
+    body: ProtoBody,
+) -> ProtoResult {
     let (obj, reply) = body.plain()?;
     let source = ThreadId::parse(wire::req_str(&obj, "source_thread_id", "")?).map_err(invalid)?;
     let target = ThreadId::parse(wire::req_str(&obj, "target_thread_id", "")?).map_err(invalid)?;
+    if !may_read(&state, &scope, &source).await? {
+        // A source the caller may not read copies nothing, as a missing source does.
+        return Ok(reply.json(json!({})));
+    }
+    state.services.threads.claim(&scope, &target).await?;
     state
         .services
         .stores
@@ -377,7 +586,11 @@ pub async fn copy_thread(State(state): State<AppState>, body: ProtoBody) -> Prot
 /// Prune threads: keep_latest or delete (protocol §4.8).
 #[utoipa::path(post, path = "/checkpointer/prune", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
-pub async fn prune(State(state): State<AppState>, body: ProtoBody) -> ProtoResult {
+pub async fn prune(
+    State(state): State<AppState>,
+    ProtoCaller(scope): ProtoCaller,
+    body: ProtoBody,
+) -> ProtoResult {
     let (obj, reply) = body.plain()?;
     let thread_ids = wire::req_str_array(&obj, "thread_ids")?
         .into_iter()
@@ -393,6 +606,14 @@ pub async fn prune(State(state): State<AppState>, body: ProtoBody) -> ProtoResul
             )));
         }
     };
+    let mut mine = Vec::with_capacity(thread_ids.len());
+    for t in thread_ids {
+        // Another user's thread is left alone, as one that does not exist.
+        if may_read(&state, &scope, &t).await? {
+            mine.push(t);
+        }
+    }
+    let thread_ids = mine;
     if !thread_ids.is_empty() {
         state
             .services

@@ -149,12 +149,51 @@ pub enum Command {
     Diff(inspect::DiffArgs),
     /// A thread's messages from the run-event log (or its latest checkpoint).
     Messages(inspect::MessagesArgs),
+    /// Assign a thread's owner (administrative): owner-less and row-less threads (legacy
+    /// data, checkpoints a Python process wrote directly) become visible to that user.
+    Chown(ChownArgs),
     /// Write everything (or some threads) as JSON lines, payload bytes in base64.
     Export(transfer::ExportArgs),
     /// Read JSON lines written by `export`.
     Import(transfer::ImportArgs),
     /// Copy threads and their checkpoints between two databases, resumably, then verify.
     Copy(transfer::CopyArgs),
+}
+
+/// `waymark chown`.
+#[derive(Debug, Args)]
+pub struct ChownArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The thread id.
+    thread: String,
+    /// The new owner; omit with --no-owner to make the thread owner-less (admin-only).
+    #[arg(required_unless_present = "no_owner", conflicts_with = "no_owner")]
+    user: Option<String>,
+    /// Clear the owner instead.
+    #[arg(long)]
+    no_owner: bool,
+}
+
+async fn chown(a: ChownArgs) -> CliResult {
+    use waymark_domain::thread::ThreadUpdate;
+    use waymark_domain::{ThreadId, UserId, UserScope};
+    let id = ThreadId::parse(a.thread.as_str())?;
+    let owner = a.user.as_deref().map(UserId::parse).transpose()?;
+    let backend = a.db.open().await?;
+    let threads = &backend.stores.threads;
+    // An administrative claim gives a row-less thread its (owner-less) row first.
+    threads.claim(&UserScope::Unscoped, &id).await?;
+    let update = ThreadUpdate {
+        owner: Some(owner),
+        ..ThreadUpdate::default()
+    };
+    let t = threads.update(&UserScope::Unscoped, &id, update).await?;
+    match &t.owner {
+        Some(o) => println!("thread {} is now owned by {o}", t.id),
+        None => println!("thread {} now has no owner (admin-only)", t.id),
+    }
+    Ok(())
 }
 
 /// `waymark serve`.
@@ -178,12 +217,30 @@ pub struct ServeArgs {
     /// Protocol-harness form: the PostgreSQL DSN (with --backend pg).
     #[arg(long)]
     pg_dsn: Option<String>,
-    /// Require `Authorization: Bearer <token>` on every request except probes and docs.
+    /// The shared service token: require `Authorization: Bearer <token>` on every request
+    /// except probes and docs; the X-Waymark-User header then names the user (for a trusted
+    /// gateway in front of the server).
     #[arg(long, env = "WAYMARK_AUTH_TOKEN", hide_env_values = true)]
     auth_token: Option<String>,
-    /// Refuse REST requests without the X-Waymark-User header (instead of running them
-    /// unscoped).
-    #[arg(long, env = "WAYMARK_REQUIRE_USER")]
+    /// A per-user token, `USER=TOKEN` (repeatable): the token itself binds the user; a
+    /// header naming anyone else is refused (403). Env: comma-separated list.
+    #[arg(
+        long = "user-token",
+        env = "WAYMARK_USER_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    user_tokens: Vec<String>,
+    /// A file of per-user tokens, one `USER=TOKEN` a line (`#` comments, blank lines
+    /// ignored).
+    #[arg(long, env = "WAYMARK_USER_TOKENS_FILE")]
+    user_tokens_file: Option<PathBuf>,
+    /// Administrative mode: requests that name no user run unscoped (every thread, owner-less
+    /// and row-less ones included) instead of failing with 401. Off by default.
+    #[arg(long, env = "WAYMARK_ADMIN_UNSCOPED")]
+    admin_unscoped: bool,
+    /// Accepted for compatibility: a user is now always required unless --admin-unscoped.
+    #[arg(long, hide = true, conflicts_with = "admin_unscoped")]
     require_user: bool,
     /// The largest REST request body in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
@@ -220,6 +277,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Show(a) => inspect::show(a).await,
         Command::Diff(a) => inspect::diff(a).await,
         Command::Messages(a) => inspect::messages(a).await,
+        Command::Chown(a) => chown(a).await,
         Command::Export(a) => transfer::export(a).await,
         Command::Import(a) => transfer::import(a).await,
         Command::Copy(a) => transfer::copy(a).await,
@@ -243,9 +301,27 @@ async fn serve(args: ServeArgs) -> CliResult {
         None => args.bind,
     };
     let backend = backend::open(&url).await?;
+    let mut token_specs = args.user_tokens.clone();
+    if let Some(path) = &args.user_tokens_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::usage(format!(
+                "cannot read --user-tokens-file {}: {e}",
+                path.display()
+            ))
+        })?;
+        token_specs.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    let user_tokens = parse_user_tokens(&token_specs)?;
+    let _ = args.require_user;
     let config = ServerConfig {
         auth_token: args.auth_token.filter(|t| !t.is_empty()),
-        require_user: args.require_user,
+        user_tokens,
+        admin_unscoped: args.admin_unscoped,
         max_body_bytes: args.max_body_bytes,
         max_checkpoint_body_bytes: args.max_checkpoint_body_bytes,
     };
@@ -258,6 +334,34 @@ async fn serve(args: ServeArgs) -> CliResult {
     http::serve(state, bind)
         .await
         .map_err(|e| CliError::new(format!("cannot serve on {bind}: {e}")))
+}
+
+/// Parses `USER=TOKEN` specs; an empty token, a bad user id or a token given twice is a
+/// usage error.
+pub fn parse_user_tokens(specs: &[String]) -> CliResult<Vec<(waymark_domain::UserId, String)>> {
+    let mut out: Vec<(waymark_domain::UserId, String)> = Vec::new();
+    for spec in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let Some((user, token)) = spec.split_once('=') else {
+            return Err(CliError::usage(
+                "a user token must be USER=TOKEN (the token value is not shown)",
+            ));
+        };
+        let user = waymark_domain::UserId::parse(user.trim())
+            .map_err(|e| CliError::usage(format!("user token: {e}")))?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(CliError::usage(format!(
+                "the token of user {user} is empty"
+            )));
+        }
+        if out.iter().any(|(_, t)| t == token) {
+            return Err(CliError::usage(format!(
+                "the token of user {user} is also given to another user"
+            )));
+        }
+        out.push((user, token.to_owned()));
+    }
+    Ok(out)
 }
 
 /// Where a file argument points: a path, or `-` for stdin/stdout.

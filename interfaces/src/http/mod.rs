@@ -35,25 +35,58 @@ use metrics::Metrics;
 pub const USER_HEADER: &str = "x-waymark-user";
 
 /// Server settings that handlers consult.
+///
+/// How a request maps to a user (REST and `/checkpointer` alike):
+///
+/// | credential presented | user | `X-Waymark-User` |
+/// |---|---|---|
+/// | a per-user token (`user_tokens`) | the token's user | optional; naming anyone else is 403 |
+/// | the shared service token (`auth_token`), or none when no token is configured | the header's user | required, unless `admin_unscoped` |
+///
+/// A request with no user fails with 401 (spec §0.2); with `admin_unscoped` it runs
+/// unscoped instead (administrative mode: every thread, owner-less and row-less ones
+/// included). A per-user token never runs unscoped.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// When set, every request except `/health`, `/metrics`, `/openapi.json` and `/docs` needs
-    /// `Authorization: Bearer <token>`.
+    /// The shared service token: when set, requests (except `/health`, `/metrics`,
+    /// `/openapi.json`, `/docs` and `/checkpointer/health`) need `Authorization: Bearer
+    /// <token>` with this or a per-user token, and [`USER_HEADER`] names the user (for a
+    /// trusted gateway in front of the server).
     pub auth_token: Option<String>,
-    /// When true, REST requests without [`USER_HEADER`] are refused; otherwise they run
-    /// unscoped (a single-tenant, administrative deployment).
-    pub require_user: bool,
+    /// Per-user tokens: the token itself binds the user. When any is set, a bearer token is
+    /// required as with `auth_token`.
+    pub user_tokens: Vec<(UserId, String)>,
+    /// Requests that name no user (and use no per-user token) run unscoped instead of
+    /// failing: an explicit administrative mode, off by default.
+    pub admin_unscoped: bool,
     /// The largest REST request body in bytes.
     pub max_body_bytes: usize,
     /// The largest checkpointer request body in bytes (checkpoints carry base64 payloads).
     pub max_checkpoint_body_bytes: usize,
 }
 
+impl ServerConfig {
+    /// Settings for a single-tenant administrative deployment: no token, and requests
+    /// without a user run unscoped.
+    pub fn admin() -> Self {
+        Self {
+            admin_unscoped: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether any bearer token is configured.
+    fn needs_token(&self) -> bool {
+        self.auth_token.is_some() || !self.user_tokens.is_empty()
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             auth_token: None,
-            require_user: false,
+            user_tokens: Vec::new(),
+            admin_unscoped: false,
             max_body_bytes: 4 * 1024 * 1024,
             max_checkpoint_body_bytes: 256 * 1024 * 1024,
         }
@@ -100,7 +133,27 @@ impl AppState {
     }
 }
 
-/// The caller of a REST request: whose data it may see.
+/// Who presented which credential, as the token middleware established it.
+#[derive(Debug, Clone)]
+enum Credential {
+    /// A per-user token: the user is bound.
+    User(UserId),
+    /// The shared token, or no token configured: the header names the user.
+    Service,
+}
+
+/// Why a request has no usable caller.
+#[derive(Debug, Clone)]
+pub struct CallerRejection {
+    /// 400 (malformed header), 401 (no user) or 403 (header names another user).
+    pub status: StatusCode,
+    /// A stable code.
+    pub code: &'static str,
+    /// Words.
+    pub message: String,
+}
+
+/// The caller of a request: whose data it may see.
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The scope every store call of the request uses.
@@ -112,31 +165,64 @@ impl Caller {
     pub fn user(&self) -> Option<&UserId> {
         self.scope.owner()
     }
+
+    /// Resolves the caller of a request from its credential and [`USER_HEADER`] (the table
+    /// on [`ServerConfig`]).
+    pub fn resolve(parts: &Parts, config: &ServerConfig) -> Result<Self, CallerRejection> {
+        let named = match parts.headers.get(USER_HEADER) {
+            Some(v) => {
+                let text = v.to_str().map_err(|_| CallerRejection {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "invalid_input",
+                    message: "the X-Waymark-User header is not visible ASCII/UTF-8".into(),
+                })?;
+                Some(UserId::parse(text.trim()).map_err(|e| CallerRejection {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "invalid_input",
+                    message: e.to_string(),
+                })?)
+            }
+            None => None,
+        };
+        let credential = parts
+            .extensions
+            .get::<Credential>()
+            .cloned()
+            .unwrap_or(Credential::Service);
+        let user = match (credential, named) {
+            (Credential::User(bound), Some(named)) if bound != named => {
+                return Err(CallerRejection {
+                    status: StatusCode::FORBIDDEN,
+                    code: "forbidden",
+                    message: "the X-Waymark-User header names another user than the token's".into(),
+                });
+            }
+            (Credential::User(bound), _) => Some(bound),
+            (Credential::Service, named) => named,
+        };
+        match user {
+            Some(u) => Ok(Self {
+                scope: UserScope::User(u),
+            }),
+            None if config.admin_unscoped => Ok(Self {
+                scope: UserScope::Unscoped,
+            }),
+            None => Err(CallerRejection {
+                status: StatusCode::UNAUTHORIZED,
+                code: "missing_user",
+                message: "this server requires a user: send the X-Waymark-User header or a \
+                          per-user token"
+                    .into(),
+            }),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match parts.headers.get(USER_HEADER) {
-            Some(v) => {
-                let text = v.to_str().map_err(|_| {
-                    ApiError::bad_request("the X-Waymark-User header is not visible ASCII/UTF-8")
-                })?;
-                let user = UserId::parse(text.trim()).map_err(ApiError::from)?;
-                Ok(Self {
-                    scope: UserScope::User(user),
-                })
-            }
-            None if state.config.require_user => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_user",
-                "this server requires a user: send the X-Waymark-User header",
-            )),
-            None => Ok(Self {
-                scope: UserScope::Unscoped,
-            }),
-        }
+        Self::resolve(parts, &state.config).map_err(|r| ApiError::new(r.status, r.code, r.message))
     }
 }
 
@@ -156,11 +242,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(token) = state.config.auth_token.as_deref() else {
-        return next.run(req).await;
-    };
-    if is_public(req.uri().path()) {
+async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if !state.config.needs_token() || is_public(req.uri().path()) {
         return next.run(req).await;
     }
     let presented = req
@@ -169,7 +252,26 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+    let credential = presented.and_then(|p| {
+        // Compare against every token so the time taken does not say which one matched.
+        let mut found = None;
+        if state
+            .config
+            .auth_token
+            .as_deref()
+            .is_some_and(|t| constant_time_eq(p.as_bytes(), t.as_bytes()))
+        {
+            found = Some(Credential::Service);
+        }
+        for (user, token) in &state.config.user_tokens {
+            if constant_time_eq(p.as_bytes(), token.as_bytes()) && found.is_none() {
+                found = Some(Credential::User(user.clone()));
+            }
+        }
+        found
+    });
+    if let Some(c) = credential {
+        req.extensions_mut().insert(c);
         return next.run(req).await;
     }
     let message = "missing or wrong bearer token (Authorization: Bearer <token>)";

@@ -79,6 +79,7 @@ timed_port!(TimedThreads, ThreadRepository, "threads", {
         id: &ThreadId,
         update: ThreadUpdate,
     ) -> DomainResult<Thread>;
+    fn claim(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<Option<Thread>>;
     fn check_access(
         &self,
         scope: &UserScope,

@@ -33,11 +33,12 @@ impl Drop for TestApp {
     }
 }
 
-/// A server over fresh in-memory stores with default settings.
+/// A server over fresh in-memory stores in administrative mode (requests without a user
+/// run unscoped; those naming one are scoped to it).
 pub async fn spawn_app() -> TestApp {
     spawn_with(
         Backend::memory_with_clock(Arc::new(SystemClock)),
-        ServerConfig::default(),
+        ServerConfig::admin(),
     )
     .await
 }

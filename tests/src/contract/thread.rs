@@ -507,7 +507,8 @@ pub async fn check_access_matrix(b: &TestBackend) {
             .unwrap()
     };
     let cells = [
-        (&missing, false, true),
+        // Waymark ownership model: a missing row is nobody's, so a user may not use it.
+        (&missing, false, false),
         (&missing, true, false),
         (&mine, false, true),
         (&mine, true, true),
@@ -525,6 +526,103 @@ pub async fn check_access_matrix(b: &TestBackend) {
     }
     assert!(check(UserScope::Unscoped, ownerless.clone(), false).await);
     assert!(check(UserScope::Unscoped, ownerless, true).await);
+    assert!(check(UserScope::Unscoped, theirs, true).await);
+    assert!(check(UserScope::Unscoped, missing.clone(), false).await);
+    assert!(!check(UserScope::Unscoped, missing, true).await);
+}
+
+async fn claim(b: &TestBackend, scope: &UserScope, id: &ThreadId) -> Option<Thread> {
+    b.stores.threads.claim(scope, id).await.expect("claim")
+}
+
+/// Ownership model: the first write claims a missing id (an idle row owned by the caller,
+/// stamped now); the owner's later claims return the same row unchanged; another user's
+/// claim, and a claim of an owner-less row, answer `None` and change nothing.
+pub async fn claim_creates_then_returns_the_owners_row(b: &TestBackend) {
+    let me = user_scope();
+    let other = user_scope();
+    let id = thread_id();
+    let first = claim(b, &me, &id).await.expect("a missing id is claimed");
+    assert_eq!(first.owner, me.owner().cloned());
+    assert_eq!(first.status, ThreadStatus::Idle);
+    assert_eq!(first.created_at, first.updated_at);
+    assert_eq!(first.created_at, b.clock.now());
+    let again = claim(b, &me, &id).await.expect("the owner claims again");
+    assert_eq!(again, first);
+    assert_eq!(claim(b, &other, &id).await, None, "another user's id");
+    assert_eq!(get(b, &UserScope::Unscoped, &id).await, Some(first.clone()));
+    assert_eq!(get(b, &other, &id).await, None);
+
+    let ownerless = create_with(b, &UserScope::Unscoped, json!({})).await;
+    assert_eq!(claim(b, &me, &ownerless).await, None, "an owner-less row");
+    assert_eq!(
+        get(b, &UserScope::Unscoped, &ownerless)
+            .await
+            .unwrap()
+            .owner,
+        None
+    );
+    // The administrator's claim of a missing id creates an owner-less row.
+    let admin_id = thread_id();
+    let t = claim(b, &UserScope::Unscoped, &admin_id).await.unwrap();
+    assert_eq!(t.owner, None);
+    assert_eq!(claim(b, &me, &admin_id).await, None);
+    // Every row stays visible to the administrator's claim.
+    assert!(claim(b, &UserScope::Unscoped, &id).await.is_some());
+}
+
+/// Row-less checkpoints (written without a thread row, e.g. by a Python process) are never
+/// adopted by a user's claim or create; the administrator's claim gives them an owner-less
+/// row.
+pub async fn claim_never_adopts_rowless_checkpoints(b: &TestBackend) {
+    let me = user_scope();
+    let id = thread_id();
+    put_chain(b, &id, 2).await;
+    assert_eq!(claim(b, &me, &id).await, None);
+    expect_conflict(
+        b.stores
+            .threads
+            .create(&me, NewThread::with_id(id.clone()))
+            .await,
+    );
+    assert_eq!(
+        get(b, &UserScope::Unscoped, &id).await,
+        None,
+        "no row written"
+    );
+    assert!(
+        !b.stores
+            .threads
+            .check_access(&me, &id, false)
+            .await
+            .unwrap()
+    );
+    let t = claim(b, &UserScope::Unscoped, &id)
+        .await
+        .expect("admin claim");
+    assert_eq!(t.owner, None);
+    assert_eq!(claim(b, &me, &id).await, None);
+}
+
+/// Two users claiming one id concurrently: exactly one becomes the owner, and every claim
+/// agrees on who.
+pub async fn concurrent_claims_leave_exactly_one_owner(b: &TestBackend) {
+    for _ in 0..5 {
+        let id = thread_id();
+        let scopes: Vec<UserScope> = (0..8).map(|_| user_scope()).collect();
+        let results = futures::future::join_all(
+            scopes
+                .iter()
+                .map(|s| async { b.stores.threads.claim(s, &id).await.expect("claim") }),
+        )
+        .await;
+        let winners: Vec<&Thread> = results.iter().flatten().collect();
+        assert_eq!(winners.len(), 1, "exactly one claim wins");
+        let stored = get(b, &UserScope::Unscoped, &id).await.expect("row");
+        assert_eq!(&stored, winners[0]);
+        let owner_scope = UserScope::User(stored.owner.clone().expect("owned"));
+        assert!(scopes.contains(&owner_scope));
+    }
 }
 
 /// 9: deleting a thread removes its events, feedback, chat stream, branches, snapshots, token
@@ -818,6 +916,9 @@ macro_rules! thread_contract {
                     owner_change_hands_the_thread_over,
                     update_refuses_bad_text,
                     check_access_matrix,
+                    claim_creates_then_returns_the_owners_row,
+                    claim_never_adopts_rowless_checkpoints,
+                    concurrent_claims_leave_exactly_one_owner,
                     delete_cascades_to_everything_owned,
                     other_users_threads_are_out_of_reach,
                     returned_threads_are_copies,

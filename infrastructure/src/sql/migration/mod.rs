@@ -18,6 +18,7 @@ mod m0005_feedback;
 mod m0006_token_usage;
 mod m0007_chat_streams;
 mod m0008_items;
+mod m0009_thread_owners;
 mod m0010_runs;
 
 /// Waymark's migrations, in order.
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_token_usage::Migration),
             Box::new(m0007_chat_streams::Migration),
             Box::new(m0008_items::Migration),
+            Box::new(m0009_thread_owners::Migration),
             Box::new(m0010_runs::Migration),
         ]
     }
