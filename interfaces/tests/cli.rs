@@ -502,3 +502,47 @@ async fn serve_reconciles_threads_left_running() {
     assert_eq!(status_of(&b, "crashed").await, ThreadStatus::Error);
     assert_eq!(status_of(&b, "queued").await, ThreadStatus::Running);
 }
+
+#[tokio::test]
+async fn chown_gives_rowless_checkpoints_an_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = url("langgraph+sqlite", dir.path(), "lg.db");
+    {
+        // Checkpoints written with no thread row, as a Python process would.
+        let b = backend::open(&db).await.unwrap();
+        let mut cp = Checkpoint::empty(0);
+        cp.id = CheckpointId::parse("c1").unwrap();
+        b.stores
+            .checkpoints
+            .put(CheckpointPut {
+                thread_id: ThreadId::parse("py-thread").unwrap(),
+                namespace: CheckpointNamespace::root(),
+                parent_id: None,
+                new_versions: IndexMap::new(),
+                checkpoint: cp,
+                metadata: CheckpointMetadata::default(),
+            })
+            .await
+            .unwrap();
+    }
+    let out = ok(&["chown", "py-thread", "alice", "--database-url", &db]);
+    assert!(out.contains("owned by alice"), "{out}");
+    let b = backend::open(&db).await.unwrap();
+    let alice = UserScope::User(waymark_domain::UserId::parse("alice").unwrap());
+    let t = b
+        .stores
+        .threads
+        .get(&alice, &ThreadId::parse("py-thread").unwrap())
+        .await
+        .unwrap()
+        .expect("alice sees the thread now");
+    assert_eq!(t.owner.unwrap().as_str(), "alice");
+    let out = ok(&["chown", "py-thread", "--no-owner", "--database-url", &db]);
+    assert!(out.contains("no owner"), "{out}");
+    assert!(
+        waymark(&["chown", "py-thread", "--database-url", &db])
+            .status
+            .code()
+            == Some(2)
+    );
+}
