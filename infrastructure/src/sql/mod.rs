@@ -28,6 +28,11 @@
 //! * Checkpoint payloads are content-addressed and growing lists are stored as append deltas
 //!   (`checkpoints::payload`), so a long thread costs space linear in its messages, not
 //!   quadratic; reads rebuild a delta chain in one pass.
+//! * A checkpoint put is two statements in one transaction and a read two statements without
+//!   one; the payload chain is read by primary-key probes whose order the SQL fixes
+//!   (`CROSS JOIN` on SQLite, `LATERAL .. LIMIT 1` on PostgreSQL), so read latency does not
+//!   grow with the thread's length (see `checkpoints`). SQLite runs `PRAGMA optimize` when a
+//!   connection opens and closes.
 //! * A run-event batch is one `INSERT`: `UNNEST` over one array per column on PostgreSQL,
 //!   `json_each` over one JSON array on SQLite, whatever the batch size.
 //! * Every list is one indexed query with its limit in SQL; message pages cost the same at

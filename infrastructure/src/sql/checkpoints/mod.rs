@@ -2,12 +2,20 @@
 //! reproducing the in-memory store's semantics (`memory::checkpoints`).
 //!
 //! * `put` stores every carried value whose channel has a version as a payload keyed by
-//!   `(thread, namespace, channel, version text)` unless that key is stored already (the bytes
-//!   of an unchanged channel never travel twice: existing keys are looked up first); values
-//!   without a version stay inline in the row's body. Growing msgpack arrays are stored as
-//!   append deltas ([`payload`]).
-//! * Reads fetch the rows, their pending writes and, with one recursive query per
-//!   `(thread, namespace)`, every payload they reference including delta bases.
+//!   `(thread, namespace, channel, version text)`, written once; values without a version stay
+//!   inline in the row's body. Growing msgpack arrays are stored as append deltas
+//!   ([`payload`]). A put is one write transaction of two statements: one multi-row `INSERT`
+//!   of the payloads new to this process (insert-or-ignore, `RETURNING` what it inserted) and
+//!   the row's upsert. Values this process wrote already are not sent again; the upsert is
+//!   guarded by their existence, and falls back to writing them whole if another process
+//!   deleted them meanwhile.
+//! * `get_tuple` runs no transaction: the row and its pending writes in one join, then, in a
+//!   second statement, every payload it references (including delta bases, one primary-key
+//!   probe each) together with the row's body again. Payloads are immutable and collected only
+//!   once unreferenced, so an unchanged row proves the payloads are its own; a changed one
+//!   (a concurrent delete or overwrite) makes the read start again in a read transaction.
+//! * `list` reads its rows, their pending writes and, with one recursive query per
+//!   `(thread, namespace)`, every payload they reference, in one read transaction.
 //! * The metadata filter is jsonb containment: `@>` on PostgreSQL (GIN-indexed); on SQLite flat
 //!   scalar conditions become `json_type`/`json_extract` predicates and anything else is
 //!   checked in Rust before the limit is applied, so the limit stays exact.
