@@ -335,6 +335,18 @@ pub struct Run {
 }
 
 impl Run {
+    /// The conflict answered when `what` (a lease renewal, a progress update) needs a
+    /// running run and this one is not running; every store reports it in these words.
+    pub fn not_running(&self, what: &str) -> DomainError {
+        DomainError::conflict(
+            "run",
+            format!(
+                "run {} is {}; {what} needs a running run",
+                self.run_id, self.status
+            ),
+        )
+    }
+
     /// True when the lease exists and has lapsed at `now`.
     pub fn lease_expired(&self, now: DateTime<Utc>) -> bool {
         self.lease.as_ref().is_some_and(|l| l.expires_at <= now)

@@ -40,16 +40,6 @@ fn visible_mut<'a>(
         .ok_or_else(|| DomainError::not_found("run", run_id))
 }
 
-fn not_running(run: &Run, what: &str) -> DomainError {
-    DomainError::conflict(
-        "run",
-        format!(
-            "run {} is {}; {what} needs a running run",
-            run.run_id, run.status
-        ),
-    )
-}
-
 #[async_trait]
 impl RunRepository for MemoryRunRepository {
     async fn create(&self, scope: &UserScope, run: NewRun) -> DomainResult<Run> {
@@ -138,7 +128,7 @@ impl RunRepository for MemoryRunRepository {
         let mut state = self.shared.lock();
         let run = visible_mut(&mut state, scope, thread_id, run_id)?;
         if run.status != RunStatus::Running {
-            return Err(not_running(run, "renewing a lease"));
+            return Err(run.not_running("renewing a lease"));
         }
         match &mut run.lease {
             Some(lease) if &lease.worker_id == worker => {
@@ -166,7 +156,7 @@ impl RunRepository for MemoryRunRepository {
         let mut state = self.shared.lock();
         let run = visible_mut(&mut state, scope, thread_id, run_id)?;
         if run.status != RunStatus::Running {
-            return Err(not_running(run, "a progress update"));
+            return Err(run.not_running("a progress update"));
         }
         run.progress = progress.into_inner();
         run.updated_at = now;

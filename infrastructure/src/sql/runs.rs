@@ -114,16 +114,6 @@ impl SqlRunRepository {
     }
 }
 
-fn not_running(run: &Run, what: &str) -> DomainError {
-    DomainError::conflict(
-        "run",
-        format!(
-            "run {} is {}; {what} needs a running run",
-            run.run_id, run.status
-        ),
-    )
-}
-
 /// The `SET` head of an update statement, with `now` bound as `$1`.
 fn update_head(kind: Kind, now: chrono::DateTime<chrono::Utc>) -> Sql {
     let mut q = Sql::new("UPDATE waymark_runs SET updated_at = ");
@@ -268,7 +258,7 @@ impl RunRepository for SqlRunRepository {
         }
         let r = self.current(scope, thread_id, run_id).await?;
         if r.status != RunStatus::Running {
-            return Err(not_running(&r, "renewing a lease"));
+            return Err(r.not_running("renewing a lease"));
         }
         Err(DomainError::conflict(
             "run",
@@ -302,7 +292,7 @@ impl RunRepository for SqlRunRepository {
             return Ok(r);
         }
         let r = self.current(scope, thread_id, run_id).await?;
-        Err(not_running(&r, "a progress update"))
+        Err(r.not_running("a progress update"))
     }
 
     async fn finish(
