@@ -13,8 +13,8 @@
 //! it returns, what LangGraph's `SqliteSaver` runs with) is chosen by
 //! [`ConnectOptions::sqlite_synchronous`] or the URL query parameter `synchronous`
 //! (`sqlite://path.db?synchronous=full`; `off`, `normal`, `full`, `extra`), the URL winning.
-//! `PRAGMA optimize` runs when a connection opens (tables never analyzed) and when it closes,
-//! so the query planner has statistics. An in-memory SQLite database lives as long as its
+//! `PRAGMA optimize` runs when a connection closes, so the query planner has statistics; the
+//! checkpoint queries fix their join order in SQL and do not depend on them. An in-memory SQLite database lives as long as its
 //! single pooled connection, which is never recycled. PostgreSQL connections can disable the prepared-statement cache (PgBouncer in
 //! transaction mode) and pin a `search_path` (tests give each case its own schema).
 
@@ -305,10 +305,9 @@ async fn connect_sqlite(
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             .create_if_missing(true)
-            // Statistics for the planner: tables never analyzed on open (bounded work), and
-            // whatever the connection's queries noted on close.
-            .analysis_limit(400)
-            .pragma("optimize", "0x10002")
+            // Statistics for the planner, gathered when a connection closes (bounded work).
+            // Not on open: a pool connection opening while a new database is still nearly
+            // empty would record "tiny table" statistics that outlive the data they describe.
             .optimize_on_close(true, 400);
         if in_memory {
             o

@@ -32,7 +32,7 @@
 //!   one; the payload chain is read by primary-key probes whose order the SQL fixes
 //!   (`CROSS JOIN` on SQLite, `LATERAL .. LIMIT 1` on PostgreSQL), so read latency does not
 //!   grow with the thread's length (see `checkpoints`). SQLite runs `PRAGMA optimize` when a
-//!   connection opens and closes.
+//!   connection closes.
 //! * A run-event batch is one `INSERT`: `UNNEST` over one array per column on PostgreSQL,
 //!   `json_each` over one JSON array on SQLite, whatever the batch size.
 //! * Every list is one indexed query with its limit in SQL; message pages cost the same at

@@ -55,6 +55,9 @@ const TASKS_CHANNEL: &str = "__pregel_tasks";
 /// Keys per statement when a list of keys is bound.
 const KEY_CHUNK: usize = 500;
 
+/// Up to this many payload keys, PostgreSQL reads them by one probe each (see `payload_query`).
+const LATERAL_KEYS: usize = 32;
+
 /// Payload rows per `INSERT` (each is one term of a compound `SELECT`; SQLite allows 500).
 const PAYLOAD_CHUNK: usize = 100;
 
@@ -994,17 +997,23 @@ fn payload_query(
     // the left table of a `CROSS JOIN` as the outer loop; PostgreSQL does not flatten a
     // `LATERAL` subquery with a `LIMIT`. (Without them, both planners were seen scanning the
     // thread's payloads, or the whole table, per read.) `base_version IS NOT NULL` stays
-    // outside the probe so the partial index on it is never picked for the lookup.
-    let probe = |cols: &str, k: &str| match kind {
-        Kind::Sqlite => format!(
-            "keys {k} CROSS JOIN waymark_checkpoint_payloads p WHERE p.thread_id = {t} AND p.ns = {n} \
-             AND p.channel = {k}.channel AND p.version = {k}.version"
-        ),
-        Kind::Postgres => format!(
-            "keys {k} CROSS JOIN LATERAL (SELECT {cols} FROM waymark_checkpoint_payloads \
-             WHERE thread_id = {t} AND ns = {n} AND channel = {k}.channel \
-             AND version = {k}.version LIMIT 1) p WHERE 1 = 1"
-        ),
+    // outside the probe so the partial index on it is never picked for the lookup. For many
+    // keys (a `list`), PostgreSQL's own choice, one pass over the thread's payloads and a hash
+    // join, is faster than hundreds of probes, so it is left to choose.
+    let lateral = kind == Kind::Postgres && keys.len() <= LATERAL_KEYS;
+    let probe = |cols: &str, k: &str| {
+        if lateral {
+            format!(
+                "keys {k} CROSS JOIN LATERAL (SELECT {cols} FROM waymark_checkpoint_payloads \
+                 WHERE thread_id = {t} AND ns = {n} AND channel = {k}.channel \
+                 AND version = {k}.version LIMIT 1) p WHERE 1 = 1"
+            )
+        } else {
+            format!(
+                "keys {k} CROSS JOIN waymark_checkpoint_payloads p WHERE p.thread_id = {t} AND p.ns = {n} \
+                 AND p.channel = {k}.channel AND p.version = {k}.version"
+            )
+        }
     };
     q.push(&format!(
         "), keys (channel, version) AS (SELECT channel{coll}, version{coll} FROM want UNION \
