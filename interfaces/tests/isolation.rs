@@ -1,11 +1,13 @@
 //! The isolation matrix: every thread-addressed route of the REST API and of `/checkpointer`
 //! × (read, list, update, delete, claim) × (own, foreign, missing, row-less), on every
-//! backend (memory, SQLite file, PostgreSQL, and the LangGraph SQLite and PostgreSQL layouts).
+//! backend (memory, SQLite file, PostgreSQL, and the LangGraph SQLite and PostgreSQL layouts):
+//! 63 routes × 4 targets + 2 run-id cells + 2 session cells = 256 cells per backend.
 //!
 //! The attacker (`mallory`) aims every route at four threads:
 //! * **own**: a thread mallory created and filled (the positive control: the route works);
 //! * **foreign**: alice's thread, filled with checkpoints, writes, events, feedback, a chat
-//!   stream, token usage, a snapshot and a branch;
+//!   stream, token usage, a snapshot, a branch and a run (running under her worker's lease,
+//!   with her progress report);
 //! * **missing**: an id nobody used;
 //! * **row-less**: checkpoints and run events written straight into the stores with no
 //!   thread row (as a Python process sharing the database does).
@@ -13,8 +15,14 @@
 //! For foreign, missing and row-less the answers must be identical (status and body, with the
 //! thread id masked), so no route tells "exists but not yours" from "does not exist"; writes
 //! that claim a thread id succeed only on the missing id. List routes must hold no foreign
-//! or row-less data. Afterwards alice's view and the administrator's view of the row-less
-//! thread must be exactly what they were before.
+//! or row-less data. Afterwards alice's view (her runs included) and the administrator's
+//! view of the row-less thread must be exactly what they were before.
+//!
+//! The runs routes need different starting states for their positive control (admitting needs
+//! no active run, start a pending one, heartbeat/finish/cancel a running one): each route's
+//! [`Prep`] puts the run of mallory's fresh own thread in that state first. Run ids are one
+//! namespace across threads, so admitting under alice's run id is also checked: it must be
+//! refused exactly like reusing one of mallory's own run ids.
 
 mod support;
 
@@ -65,6 +73,20 @@ struct Ids {
     feedback: String,
     /// A thread of mallory's own (the source of a copy into the target).
     mine: String,
+    /// The run seeded on the thread (runs table; a uuid, so it names no thread).
+    run: String,
+}
+
+/// The state the seeded run of mallory's own thread is put in before a route is tried on it
+/// (the positive control of each runs route needs its own starting state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prep {
+    /// As seeded: `pending`.
+    Pending,
+    /// Started by the worker `w-seed`, with a progress report.
+    Running,
+    /// Finished (`success`): the thread has no active run.
+    Ended,
 }
 
 type PathFn = fn(&Ids) -> String;
@@ -78,6 +100,8 @@ struct Route {
     body: BodyFn,
     /// The status on mallory's own thread.
     own: u16,
+    /// The state of the own thread's seeded run when the route is tried on it.
+    prep: Prep,
 }
 
 fn none(_: &Ids) -> Option<Value> {
@@ -114,6 +138,7 @@ macro_rules! route {
             path: $path,
             body: none,
             own: $own,
+            prep: Prep::Pending,
         }
     };
     ($name:literal, $op:ident, $method:ident, $own:literal, $path:expr, $body:expr) => {
@@ -124,6 +149,18 @@ macro_rules! route {
             path: $path,
             body: $body,
             own: $own,
+            prep: Prep::Pending,
+        }
+    };
+    ($name:literal, $op:ident, $method:ident, $own:literal, $prep:ident, $path:expr, $body:expr) => {
+        Route {
+            name: $name,
+            op: Op::$op,
+            method: Method::$method,
+            path: $path,
+            body: $body,
+            own: $own,
+            prep: Prep::$prep,
         }
     };
 }
@@ -301,6 +338,63 @@ fn routes() -> Vec<Route> {
             "/api/v1/threads/{}",
             i.thread
         )),
+        // -- first-class runs (the seeded run: pending, running or ended on the own thread;
+        // running, with alice's progress report, on the foreign one)
+        route!("GET runs", Read, GET, 200, |i| format!(
+            "/api/v1/threads/{}/runs",
+            i.thread
+        )),
+        route!("GET run", Read, GET, 200, |i| format!(
+            "/api/v1/threads/{}/runs/{}",
+            i.thread, i.run
+        )),
+        route!(
+            "POST run (admit)",
+            Update,
+            POST,
+            201,
+            Ended,
+            |i| format!("/api/v1/threads/{}/runs", i.thread),
+            |_| Some(json!({"metadata": {"by": "mallory"}}))
+        ),
+        route!(
+            "POST run start",
+            Update,
+            POST,
+            200,
+            Pending,
+            |i| format!("/api/v1/threads/{}/runs/{}/start", i.thread, i.run),
+            |_| Some(json!({"worker_id": "w-mallory", "lease_seconds": 3600}))
+        ),
+        route!(
+            "POST run heartbeat",
+            Update,
+            POST,
+            200,
+            Running,
+            |i| format!("/api/v1/threads/{}/runs/{}/heartbeat", i.thread, i.run),
+            |_| Some(
+                json!({"worker_id": "w-seed", "lease_seconds": 3600, "progress": {"by": "mallory"}})
+            )
+        ),
+        route!(
+            "POST run finish",
+            Update,
+            POST,
+            200,
+            Running,
+            |i| format!("/api/v1/threads/{}/runs/{}/finish", i.thread, i.run),
+            |_| Some(json!({"status": "error", "error": "by mallory"}))
+        ),
+        route!(
+            "POST run cancel",
+            Update,
+            POST,
+            200,
+            Running,
+            |i| format!("/api/v1/threads/{}/runs/{}/cancel", i.thread, i.run),
+            none
+        ),
         // -- REST first writes
         route!(
             "POST thread (create)",
@@ -582,12 +676,55 @@ async fn seed(app: &TestApp, user: &str, thread: &str, marker: &str) -> Ids {
         json!({"name": "b1", "checkpoint_id": "c2", "thread_id": format!("{thread}-branch")}),
     )
     .await;
+    let run = ok(
+        app,
+        user,
+        Method::POST,
+        &format!("/api/v1/threads/{thread}/runs"),
+        json!({"metadata": {"m": marker}}),
+    )
+    .await;
     Ids {
         thread: thread.to_owned(),
         snapshot: snap["snapshot_id"].as_str().unwrap().to_owned(),
         branch: fork["branch"]["branch_id"].as_str().unwrap().to_owned(),
         feedback: fb["feedback_id"].as_str().unwrap().to_owned(),
         mine: String::new(),
+        run: run["run_id"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Puts the seeded (pending) run of `ids` in the state `prep`, as `user`.
+async fn prepare(app: &TestApp, user: &str, ids: &Ids, prep: Prep, marker: &str) {
+    let run = format!("/api/v1/threads/{}/runs/{}", ids.thread, ids.run);
+    if prep == Prep::Pending {
+        return;
+    }
+    ok(
+        app,
+        user,
+        Method::POST,
+        &format!("{run}/start"),
+        json!({"worker_id": "w-seed", "lease_seconds": 3600}),
+    )
+    .await;
+    ok(
+        app,
+        user,
+        Method::POST,
+        &format!("{run}/heartbeat"),
+        json!({"worker_id": "w-seed", "lease_seconds": 3600, "progress": {"note": marker}}),
+    )
+    .await;
+    if prep == Prep::Ended {
+        ok(
+            app,
+            user,
+            Method::POST,
+            &format!("{run}/finish"),
+            json!({"status": "success"}),
+        )
+        .await;
     }
 }
 
@@ -642,6 +779,8 @@ async fn observed(app: &TestApp, foreign: &Ids, rowless: &str) -> Vec<Value> {
         format!("/api/v1/threads/{t}/summary"),
         format!("/api/v1/threads/{t}/messages"),
         format!("/api/v1/threads/{t}/runs/r1/events"),
+        format!("/api/v1/threads/{t}/runs"),
+        format!("/api/v1/threads/{t}/runs/{}", foreign.run),
         format!("/api/v1/threads/{t}/feedback"),
         format!("/api/v1/threads/{t}/snapshots"),
         format!("/api/v1/threads/{t}/branches"),
@@ -698,6 +837,8 @@ async fn run_matrix(backend: Backend, label: &str) -> usize {
     let foreign_id = format!("alice-{n}");
     let rowless_id = format!("rowless-{n}");
     let mut foreign = seed(&app, OWNER, &foreign_id, SECRET).await;
+    // Alice's run is running under her worker's lease, with her progress report.
+    prepare(&app, OWNER, &foreign, Prep::Running, SECRET).await;
     seed_rowless(&backend, &rowless_id).await;
     let mine = format!("mallory-src-{n}");
     seed(&app, ATTACKER, &mine, "mallory-data").await;
@@ -719,6 +860,7 @@ async fn run_matrix(backend: Backend, label: &str) -> usize {
                     // A fresh, filled thread of mallory's for each route (some delete it).
                     let own = format!("mallory-{ri}-{n}");
                     let mut ids = seed(&app, ATTACKER, &own, "mallory-data").await;
+                    prepare(&app, ATTACKER, &ids, route.prep, "mallory-data").await;
                     ids.mine = mine.clone();
                     if route.op == Op::Claim && route.name == "POST thread (create)" {
                         ids.thread = format!("mallory-new-{ri}-{n}");
@@ -797,6 +939,38 @@ async fn run_matrix(backend: Backend, label: &str) -> usize {
         assert_eq!(*s0, want, "[{label}] {}: {b0}", route.name);
     }
 
+    // Run ids are one namespace across threads: admitting under alice's run id on mallory's
+    // own thread is refused exactly like reusing one of mallory's own run ids, naming
+    // neither alice's thread nor her data.
+    let own = format!("mallory-runs-{n}");
+    let ids = seed(&app, ATTACKER, &own, "mallory-data").await;
+    prepare(&app, ATTACKER, &ids, Prep::Ended, "mallory-data").await;
+    let mut refusals = Vec::new();
+    for run in [&foreign.run, &ids.run] {
+        let (s, b) = call(
+            &app,
+            Some(ATTACKER),
+            Method::POST,
+            &format!("/api/v1/threads/{own}/runs"),
+            Some(json!({"run_id": run})),
+        )
+        .await;
+        if let Some(leak) = leaks(&b, &forbidden) {
+            panic!("[{label}] admitting under alice's run id leaks {leak:?}: {s} {b}");
+        }
+        refusals.push((s, mask(&b, run)));
+    }
+    assert_eq!(
+        refusals[0].0,
+        StatusCode::CONFLICT,
+        "[{label}] {refusals:?}"
+    );
+    assert_eq!(
+        refusals[0], refusals[1],
+        "[{label}] alice's run id answers differently from a used one"
+    );
+    cells += 2;
+
     let after = observed(&app, &foreign, &rowless_id).await;
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(b, a, "[{label}] alice's or the row-less data changed");
@@ -861,7 +1035,7 @@ async fn run_matrix(backend: Backend, label: &str) -> usize {
     cells += 2;
 
     println!(
-        "isolation[{label}]: {} routes x 4 targets + 2 session cells = {cells} cells, all passed",
+        "isolation[{label}]: {} routes x 4 targets + 2 run-id + 2 session cells = {cells} cells, all passed",
         routes().len()
     );
     app.shutdown().await;
