@@ -185,7 +185,8 @@ pub(crate) struct State {
     chat_streams: BTreeMap<ThreadId, ChatStreamRecord>,
     /// Keyed by (joined namespace, key): the order `search` returns.
     items: BTreeMap<(String, ItemKey), waymark_domain::kv::Item>,
-    runs: BTreeMap<RunId, waymark_domain::run::Run>,
+    /// Keyed by (thread, run): run ids are unique within their thread only.
+    runs: BTreeMap<(ThreadId, RunId), waymark_domain::run::Run>,
 }
 
 impl State {

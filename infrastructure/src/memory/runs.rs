@@ -35,8 +35,8 @@ fn visible_mut<'a>(
 ) -> DomainResult<&'a mut Run> {
     state
         .runs
-        .get_mut(run_id)
-        .filter(|r| &r.thread_id == thread_id && scope.can_see(r.owner.as_ref()))
+        .get_mut(&(thread_id.clone(), run_id.clone()))
+        .filter(|r| scope.can_see(r.owner.as_ref()))
         .ok_or_else(|| DomainError::not_found("run", run_id))
 }
 
@@ -50,10 +50,13 @@ impl RunRepository for MemoryRunRepository {
             Some(t) if scope.can_see(t.owner.as_ref()) => t.owner.clone(),
             _ => return Err(DomainError::not_found("thread", &run.thread_id)),
         };
-        if state.runs.contains_key(&run.run_id) {
+        if state
+            .runs
+            .contains_key(&(run.thread_id.clone(), run.run_id.clone()))
+        {
             return Err(DomainError::conflict(
                 "run",
-                format!("run id {} is already used", run.run_id),
+                format!("run id {} is already used on this thread", run.run_id),
             ));
         }
         if let Some(active) = state
@@ -70,7 +73,10 @@ impl RunRepository for MemoryRunRepository {
             ));
         }
         let stored = run.into_run(owner, now);
-        state.runs.insert(stored.run_id.clone(), stored.clone());
+        state.runs.insert(
+            (stored.thread_id.clone(), stored.run_id.clone()),
+            stored.clone(),
+        );
         Ok(stored)
     }
 
@@ -83,8 +89,8 @@ impl RunRepository for MemoryRunRepository {
         let state = self.shared.lock();
         Ok(state
             .runs
-            .get(run_id)
-            .filter(|r| &r.thread_id == thread_id && scope.can_see(r.owner.as_ref()))
+            .get(&(thread_id.clone(), run_id.clone()))
+            .filter(|r| scope.can_see(r.owner.as_ref()))
             .cloned())
     }
 

@@ -169,7 +169,7 @@ impl RunRepository for SqlRunRepository {
             }) => Err(DomainError::conflict(
                 "run",
                 format!(
-                    "thread {} already has an active run, or run id {} is already used",
+                    "thread {} already has an active run, or run id {} is already used on it",
                     stored.thread_id, stored.run_id
                 ),
             )),

@@ -179,13 +179,22 @@ pub async fn one_active_run_per_thread(b: &TestBackend) {
         Some(second.clone())
     );
     finish(b, &scope, &second, FinalStatus::Error).await;
-    // A used run id is refused even on a free thread.
+    // A run id already used on this thread is refused even when the thread is free...
     expect_conflict(
         b.stores
             .runs
             .create(&scope, NewRun::new(thread.clone(), first.run_id.clone()))
             .await,
     );
+    // ...but ids are unique within their thread only: another thread may use it.
+    let third = create_thread(b, &scope).await;
+    let reused = b
+        .stores
+        .runs
+        .create(&scope, NewRun::new(third.clone(), first.run_id.clone()))
+        .await
+        .unwrap();
+    assert_eq!((reused.thread_id, reused.run_id), (third, first.run_id));
 }
 
 /// 4: N concurrent creates on one thread admit exactly one run.
