@@ -75,7 +75,7 @@ fn seq_page(q: &MessagesQuery) -> ApiResult<(SeqPage, u32)> {
 }
 
 /// A thread's message rows (the event store's `message` category), ascending by seq.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/messages", tag = "messages",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/messages", tag = "messages",get, path = "/api/v1/threads/{thread_id}/messages", tag = "messages", operation_id = "messages_thread_messages",
     params(("thread_id" = String, Path), MessagesQuery),
     responses((status = 200, body = MessagePage), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn thread_messages(
@@ -94,7 +94,7 @@ pub async fn thread_messages(
 }
 
 /// One run's message rows.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/messages", tag = "messages",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/messages", tag = "messages",get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/messages", tag = "messages", operation_id = "messages_run_messages",
     params(("thread_id" = String, Path), ("run_id" = String, Path), MessagesQuery),
     responses((status = 200, body = MessagePage), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn run_messages(
@@ -122,7 +122,7 @@ pub async fn run_messages(
 
 /// The full conversation, safe against summarization (spec §3.2): read from the event store,
 /// falling back to the latest checkpoint's messages; feedback attached per run.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/history", tag = "messages",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/history", tag = "messages",get, path = "/api/v1/threads/{thread_id}/history", tag = "messages", operation_id = "messages_history",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
 pub async fn history(
@@ -154,7 +154,7 @@ pub struct FeedQuery {
 }
 
 /// The UI's visible message feed, paged backwards (spec §3.3).
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/feed", tag = "messages",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/feed", tag = "messages",get, path = "/api/v1/threads/{thread_id}/feed", tag = "messages", operation_id = "messages_feed",
     params(("thread_id" = String, Path), FeedQuery),
     responses((status = 200, body = Object), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
 pub async fn feed(
@@ -228,7 +228,7 @@ pub struct EventList {
 pub const MAX_EVENT_BATCH: usize = 1000;
 
 /// Append run events to a thread (all or none); the first write claims the thread id.
-#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/events", tag = "events",
+#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/events", tag = "events",post, path = "/api/v1/threads/{thread_id}/events", tag = "events", operation_id = "messages_append_events",
     params(("thread_id" = String, Path)), request_body = AppendEvents,
     responses((status = 201, body = EventList), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn append_events(
@@ -303,7 +303,7 @@ pub struct RunEventsQuery {
 }
 
 /// Every event of one run, ascending by seq.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/events", tag = "events",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/events", tag = "events",get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/events", tag = "events", operation_id = "messages_run_events",
     params(("thread_id" = String, Path), ("run_id" = String, Path), RunEventsQuery),
     responses((status = 200, body = EventList), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn run_events(
@@ -359,7 +359,7 @@ pub async fn run_events(
 }
 
 /// Delete every event of a run.
-#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/runs/{run_id}/events", tag = "events",
+#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/runs/{run_id}/events", tag = "events",delete, path = "/api/v1/threads/{thread_id}/runs/{run_id}/events", tag = "events", operation_id = "messages_delete_run_events",
     params(("thread_id" = String, Path), ("run_id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete_run_events(
@@ -393,7 +393,7 @@ pub struct StreamsQuery {
 }
 
 /// The most recently appended chat streams.
-#[utoipa::path(get, path = "/api/v1/messages/streams", tag = "chat streams", params(StreamsQuery),
+#[utoipa::path(get, path = "/api/v1/messages/streams", tag = "chat streams",get, path = "/api/v1/messages/streams", tag = "chat streams", operation_id = "messages_list_streams", params(StreamsQuery),
     responses((status = 200, body = Vec<ChatStreamSummaryDto>), (status = 400, body = ErrorEnvelope)))]
 pub async fn list_streams(
     State(state): State<AppState>,
@@ -417,7 +417,7 @@ pub async fn list_streams(
 }
 
 /// A thread's persisted chat stream.
-#[utoipa::path(get, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams",
+#[utoipa::path(get, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams",get, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams", operation_id = "messages_get_stream",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = ChatStreamDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn get_stream(
@@ -445,7 +445,7 @@ pub async fn get_stream(
 }
 
 /// Delete a thread's chat stream and its buffer.
-#[utoipa::path(delete, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams",
+#[utoipa::path(delete, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams",delete, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams", operation_id = "messages_delete_stream",
     params(("thread_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete_stream(
@@ -484,7 +484,7 @@ pub struct FrameIn {
 }
 
 /// Record one outgoing frame of a thread's stream.
-#[utoipa::path(post, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams",
+#[utoipa::path(post, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams",post, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams", operation_id = "messages_record_frame",
     params(("thread_id" = String, Path)), request_body = FrameIn,
     responses((status = 200, body = Object), (status = 400, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope)))]
 pub async fn record_frame(
@@ -514,7 +514,7 @@ pub async fn record_frame(
 }
 
 /// Persist whatever the thread has buffered (frames after the last stop).
-#[utoipa::path(post, path = "/api/v1/messages/streams/{thread_id}/end", tag = "chat streams",
+#[utoipa::path(post, path = "/api/v1/messages/streams/{thread_id}/end", tag = "chat streams",post, path = "/api/v1/messages/streams/{thread_id}/end", tag = "chat streams", operation_id = "messages_end_stream",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
 pub async fn end_stream(
