@@ -244,7 +244,7 @@ async fn unknown(req: axum::extract::Request) -> ProtoError {
 }
 
 /// Store one checkpoint (protocol §4.1). Body: {config, checkpoint, metadata, new_versions}.
-#[utoipa::path(post, path = "/checkpointer/put", tag = "checkpointer",post, path = "/checkpointer/put", tag = "checkpointer", operation_id = "checkpointer_put", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/put", tag = "checkpointer", operation_id = "checkpointer_put", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn put(
     State(state): State<AppState>,
@@ -289,7 +289,7 @@ pub async fn put(
 }
 
 /// Store pending writes of one task (protocol §4.2). Body: {config, writes, task_id, task_path}.
-#[utoipa::path(post, path = "/checkpointer/put_writes", tag = "checkpointer",post, path = "/checkpointer/put_writes", tag = "checkpointer", operation_id = "checkpointer_put_writes", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/put_writes", tag = "checkpointer", operation_id = "checkpointer_put_writes", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn put_writes(
     State(state): State<AppState>,
@@ -354,7 +354,7 @@ pub async fn put_writes(
 }
 
 /// The requested or latest checkpoint with its pending writes (protocol §4.3).
-#[utoipa::path(post, path = "/checkpointer/get_tuple", tag = "checkpointer",post, path = "/checkpointer/get_tuple", tag = "checkpointer", operation_id = "checkpointer_get_tuple", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/get_tuple", tag = "checkpointer", operation_id = "checkpointer_get_tuple", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn get_tuple(
     State(state): State<AppState>,
@@ -392,7 +392,7 @@ fn check_sqlite_filter_key(key: &str) -> Result<(), ProtoError> {
 }
 
 /// Matching checkpoints, newest first (protocol §4.4). Body: {config, filter, before, limit}.
-#[utoipa::path(post, path = "/checkpointer/list", tag = "checkpointer",post, path = "/checkpointer/list", tag = "checkpointer", operation_id = "checkpointer_list", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/list", tag = "checkpointer", operation_id = "checkpointer_list", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -474,7 +474,7 @@ async fn scoped_list(
 }
 
 /// Delete every checkpoint and write of a thread (protocol §4.5).
-#[utoipa::path(post, path = "/checkpointer/delete_thread", tag = "checkpointer",post, path = "/checkpointer/delete_thread", tag = "checkpointer", operation_id = "checkpointer_delete_thread", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/delete_thread", tag = "checkpointer", operation_id = "checkpointer_delete_thread", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn delete_thread(
     State(state): State<AppState>,
@@ -497,7 +497,7 @@ pub async fn delete_thread(
 }
 
 /// Delete the checkpoints of the given runs (protocol §4.6).
-#[utoipa::path(post, path = "/checkpointer/delete_for_runs", tag = "checkpointer",post, path = "/checkpointer/delete_for_runs", tag = "checkpointer", operation_id = "checkpointer_delete_for_runs", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/delete_for_runs", tag = "checkpointer", operation_id = "checkpointer_delete_for_runs", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn delete_for_runs(
     State(state): State<AppState>,
@@ -559,7 +559,7 @@ async fn runs_in_scope(
 }
 
 /// Copy a thread's checkpoints and writes to another thread (protocol §4.7).
-#[utoipa::path(post, path = "/checkpointer/copy_thread", tag = "checkpointer",post, path = "/checkpointer/copy_thread", tag = "checkpointer", operation_id = "checkpointer_copy_thread", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/copy_thread", tag = "checkpointer", operation_id = "checkpointer_copy_thread", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn copy_thread(
     State(state): State<AppState>,
@@ -584,7 +584,7 @@ pub async fn copy_thread(
 }
 
 /// Prune threads: keep_latest or delete (protocol §4.8).
-#[utoipa::path(post, path = "/checkpointer/prune", tag = "checkpointer",post, path = "/checkpointer/prune", tag = "checkpointer", operation_id = "checkpointer_prune", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/prune", tag = "checkpointer", operation_id = "checkpointer_prune", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn prune(
     State(state): State<AppState>,
@@ -626,7 +626,7 @@ pub async fn prune(
 }
 
 /// Protocol version, optional operations, backend and filter semantics (protocol §4.9).
-#[utoipa::path(get, path = "/checkpointer/capabilities", tag = "checkpointer",get, path = "/checkpointer/capabilities", tag = "checkpointer", operation_id = "checkpointer_capabilities",
+#[utoipa::path(get, path = "/checkpointer/capabilities", tag = "checkpointer", operation_id = "checkpointer_capabilities",
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
@@ -654,7 +654,7 @@ pub async fn probe_storage(state: &AppState) -> bool {
 }
 
 /// 200 {"ok": true} once storage is reachable; 503 otherwise (protocol §4.10).
-#[utoipa::path(get, path = "/checkpointer/health", tag = "checkpointer",get, path = "/checkpointer/health", tag = "checkpointer", operation_id = "checkpointer_health",
+#[utoipa::path(get, path = "/checkpointer/health", tag = "checkpointer", operation_id = "checkpointer_health",
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn health(State(state): State<AppState>) -> Response {
     if probe_storage(&state).await {
