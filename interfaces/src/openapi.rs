@@ -119,7 +119,9 @@ impl Modify for BearerAuth {
         crate::api::store::PutItem, crate::api::store::SearchItems, crate::api::store::ListNamespaces, crate::api::store::ItemList, crate::api::store::NamespaceList,
         crate::api::dto::DeletedCount, crate::api::dto::FeedItemDto, crate::api::dto::FeedPageDto, crate::api::dto::HistoryDto,
         crate::api::dto::RecordOutcomeDto, crate::api::dto::PersistOutcomeDto, crate::api::dto::MessageChangeDto, crate::api::dto::MessageDiffDto,
-        crate::api::dto::ChannelChangeDto, crate::api::dto::CheckpointDiffDto
+        crate::api::dto::ChannelChangeDto, crate::api::dto::CheckpointDiffDto,
+        crate::api::dto::ThreadSummaryFigures, crate::api::dto::ThreadStatsDto, crate::api::dto::SessionStatsDto,
+        crate::api::dto::RemovedCheckpointsDto, crate::api::dto::RetentionOutcomeDto, crate::api::dto::PolicyReportDto
     ))
 )]
 pub struct ApiDoc;

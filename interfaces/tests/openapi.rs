@@ -124,3 +124,78 @@ async fn a_real_validator_accepts_the_document() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn rest_responses_have_typed_schemas() {
+    let doc = fetch_doc().await;
+    let mut untyped = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !path.starts_with("/api/v1") {
+            continue;
+        }
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            for (status, resp) in op["responses"].as_object().expect("responses") {
+                let Some(schema) = resp.pointer("/content/application~1json/schema") else {
+                    continue;
+                };
+                let typed = schema.get("$ref").is_some()
+                    || schema.get("properties").is_some()
+                    || schema.get("items").is_some();
+                if !typed {
+                    untyped.push(format!("{method} {path} {status}: {schema}"));
+                }
+            }
+        }
+    }
+    assert!(
+        untyped.is_empty(),
+        "bare object schemas:\n{}",
+        untyped.join("\n")
+    );
+}
+
+/// The keys of a JSON object answer are exactly the properties its documented schema names.
+fn assert_matches_schema(doc: &Value, schema_name: &str, body: &Value) {
+    let props = doc["components"]["schemas"][schema_name]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("schema {schema_name} has no properties"));
+    let want: BTreeSet<&String> = props.keys().collect();
+    let got: BTreeSet<&String> = body.as_object().expect("an object").keys().collect();
+    assert_eq!(got, want, "{schema_name} vs {body}");
+}
+
+#[tokio::test]
+async fn session_reports_answer_what_their_schemas_document() {
+    let app = spawn_app().await;
+    let (_, doc) = app.get("/openapi.json").await;
+    let (s, b) = app
+        .post(
+            "/api/v1/sessions",
+            &serde_json::json!({"session_id": "s1", "checkpoint_policy": {"max_checkpoints_per_thread": 1}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = app
+        .post(
+            "/api/v1/threads",
+            &serde_json::json!({"thread_id": "t1", "session_id": "s1"}),
+        )
+        .await;
+    assert!(s.is_success(), "{b}");
+
+    let (s, stats) = app.get("/api/v1/sessions/s1/statistics").await;
+    assert_eq!(s, StatusCode::OK, "{stats}");
+    assert_matches_schema(&doc, "SessionStatsDto", &stats);
+    assert_eq!(stats["session_id"], "s1");
+    assert_eq!(stats["threads"], 1);
+    assert_matches_schema(&doc, "ThreadStatsDto", &stats["per_thread"][0]);
+
+    let (s, report) = app
+        .post("/api/v1/sessions/s1/apply-policy", &serde_json::json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_matches_schema(&doc, "PolicyReportDto", &report);
+    assert_eq!(report["policy"]["max_checkpoints_per_thread"], 1);
+    assert_matches_schema(&doc, "RetentionOutcomeDto", &report["threads"][0]);
+}

@@ -1045,3 +1045,172 @@ impl From<waymark_application::thread_checkpoints::CheckpointDiff> for Checkpoin
         }
     }
 }
+
+/// Counts and sizes of one thread's checkpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThreadSummaryFigures {
+    /// Checkpoints, all namespaces.
+    pub checkpoints: u64,
+    /// Pending writes, all namespaces.
+    pub writes: u64,
+    /// Distinct namespaces.
+    pub namespaces: u64,
+    /// The smallest checkpoint id.
+    #[schema(value_type = Option<String>)]
+    pub oldest: Option<waymark_domain::CheckpointId>,
+    /// The greatest checkpoint id.
+    #[schema(value_type = Option<String>)]
+    pub newest: Option<waymark_domain::CheckpointId>,
+    /// Payload bytes the store holds for the thread, where it can tell.
+    pub stored_bytes: Option<u64>,
+}
+
+impl From<CheckpointSummary> for ThreadSummaryFigures {
+    fn from(s: CheckpointSummary) -> Self {
+        Self {
+            checkpoints: s.checkpoints,
+            writes: s.writes,
+            namespaces: s.namespaces,
+            oldest: s.oldest,
+            newest: s.newest,
+            stored_bytes: s.stored_bytes,
+        }
+    }
+}
+
+/// Checkpoint figures of one thread of a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThreadStatsDto {
+    /// The thread.
+    #[schema(value_type = String)]
+    pub thread_id: waymark_domain::ThreadId,
+    /// The store's summary, or null when reading it failed.
+    pub summary: Option<ThreadSummaryFigures>,
+    /// Why the summary is missing.
+    pub error: Option<String>,
+}
+
+/// Checkpoint figures of a whole session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionStatsDto {
+    /// The session.
+    #[schema(value_type = String)]
+    pub session_id: waymark_domain::SessionId,
+    /// Threads in the session.
+    pub threads: u64,
+    /// Checkpoints across the threads whose summary could be read.
+    pub checkpoints: u64,
+    /// Pending writes across them.
+    pub writes: u64,
+    /// Payload bytes, when every summarized thread's store could tell.
+    pub stored_bytes: Option<u64>,
+    /// The oldest checkpoint id across the threads.
+    #[schema(value_type = Option<String>)]
+    pub oldest: Option<waymark_domain::CheckpointId>,
+    /// The newest checkpoint id.
+    #[schema(value_type = Option<String>)]
+    pub newest: Option<waymark_domain::CheckpointId>,
+    /// When the oldest checkpoint was taken, if its id carries a time (RFC 3339).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub oldest_at: Option<DateTime<Utc>>,
+    /// When the newest was taken (RFC 3339).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub newest_at: Option<DateTime<Utc>>,
+    /// Per-thread figures.
+    pub per_thread: Vec<ThreadStatsDto>,
+}
+
+impl From<waymark_application::session_checkpoints::SessionCheckpointStats> for SessionStatsDto {
+    fn from(s: waymark_application::session_checkpoints::SessionCheckpointStats) -> Self {
+        Self {
+            session_id: s.session_id,
+            threads: s.threads,
+            checkpoints: s.checkpoints,
+            writes: s.writes,
+            stored_bytes: s.stored_bytes,
+            oldest: s.oldest,
+            newest: s.newest,
+            oldest_at: s.oldest_at,
+            newest_at: s.newest_at,
+            per_thread: s
+                .per_thread
+                .into_iter()
+                .map(|t| ThreadStatsDto {
+                    thread_id: t.thread_id,
+                    summary: t.summary.map(Into::into),
+                    error: t.error,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Checkpoints removed from one namespace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemovedCheckpointsDto {
+    /// The namespace.
+    #[schema(value_type = String)]
+    pub namespace: waymark_domain::CheckpointNamespace,
+    /// The removed ids, newest first.
+    #[schema(value_type = Vec<String>)]
+    pub checkpoint_ids: Vec<waymark_domain::CheckpointId>,
+}
+
+/// What applying the policy did to one thread.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionOutcomeDto {
+    /// The thread.
+    #[schema(value_type = String)]
+    pub thread_id: waymark_domain::ThreadId,
+    /// What was removed, per namespace.
+    pub removed: Vec<RemovedCheckpointsDto>,
+    /// Checkpoints selected but kept because a snapshot pins them.
+    pub kept_pinned: usize,
+    /// Checkpoints kept because their age could not be determined.
+    pub kept_undated: usize,
+    /// Snapshots deleted with their checkpoint.
+    #[schema(value_type = Vec<String>)]
+    pub snapshots_removed: Vec<waymark_domain::SnapshotId>,
+    /// The failure that stopped this thread's cleanup part-way, if any.
+    pub error: Option<String>,
+}
+
+/// What applying the checkpoint policy did across a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyReportDto {
+    /// The session.
+    #[schema(value_type = String)]
+    pub session_id: waymark_domain::SessionId,
+    /// The policy applied.
+    pub policy: PolicyDto,
+    /// One entry per thread, in processing order.
+    pub threads: Vec<RetentionOutcomeDto>,
+}
+
+impl From<waymark_application::session_checkpoints::PolicyReport> for PolicyReportDto {
+    fn from(r: waymark_application::session_checkpoints::PolicyReport) -> Self {
+        Self {
+            session_id: r.session_id,
+            policy: PolicyDto::from(&r.policy),
+            threads: r
+                .threads
+                .into_iter()
+                .map(|t| RetentionOutcomeDto {
+                    thread_id: t.thread_id,
+                    removed: t
+                        .removed
+                        .into_iter()
+                        .map(|r| RemovedCheckpointsDto {
+                            namespace: r.namespace,
+                            checkpoint_ids: r.checkpoint_ids,
+                        })
+                        .collect(),
+                    kept_pinned: t.kept_pinned,
+                    kept_undated: t.kept_undated,
+                    snapshots_removed: t.snapshots_removed,
+                    error: t.error.map(|e| e.to_string()),
+                })
+                .collect(),
+        }
+    }
+}

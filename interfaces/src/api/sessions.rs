@@ -276,37 +276,33 @@ pub async fn threads(
 /// Checkpoint counts and sizes across the session's threads.
 #[utoipa::path(get, path = "/api/v1/sessions/{session_id}/statistics", tag = "sessions", operation_id = "sessions_statistics",
     params(("session_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = super::dto::SessionStatsDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn statistics(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::dto::SessionStatsDto>> {
     let stats = state
         .services
         .session_checkpoints
         .statistics(&caller.scope, &session_id(&id)?)
         .await?;
-    Ok(Json(serde_json::to_value(stats).map_err(|e| {
-        crate::http::error::ApiError::internal(e.to_string())
-    })?))
+    Ok(Json(stats.into()))
 }
 
 /// Apply the session's checkpoint policy to each of its threads now.
 #[utoipa::path(post, path = "/api/v1/sessions/{session_id}/apply-policy", tag = "sessions", operation_id = "sessions_apply_policy",
     params(("session_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = super::dto::PolicyReportDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn apply_policy(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::dto::PolicyReportDto>> {
     let report = state
         .services
         .session_checkpoints
         .apply_policy(&caller.scope, &session_id(&id)?)
         .await?;
-    Ok(Json(serde_json::to_value(report).map_err(|e| {
-        crate::http::error::ApiError::internal(e.to_string())
-    })?))
+    Ok(Json(report.into()))
 }
