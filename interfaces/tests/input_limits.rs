@@ -167,3 +167,50 @@ async fn large_put_writes_postgres() {
     drop_database(&name).await;
     result.expect("postgres");
 }
+
+/// A NUL in a `list` filter answers 400 ValueError on PostgreSQL and changes nothing.
+async fn nul_in_list_filter_is_a_value_error(app: &TestApp, label: &str) {
+    for filter in [
+        json!({"source": "lo\u{0}op"}),
+        json!({"a\u{0}b": 1}),
+        json!({"nested": {"deep": ["x", "\u{0}"]}}),
+    ] {
+        let (s, b) = app
+            .post(
+                "/checkpointer/list",
+                &json!({"config": {"thread_id": "t"}, "filter": filter}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{label}: {b}");
+        assert_eq!(b["kind"], "ValueError", "{label}: {b}");
+    }
+    // A clean filter still works.
+    let (s, b) = app
+        .post(
+            "/checkpointer/list",
+            &json!({"config": {"thread_id": "t"}, "filter": {"source": "loop"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{label}: {b}");
+}
+
+#[tokio::test]
+async fn nul_filter_postgres() {
+    for layout in ["", "langgraph+"] {
+        let Some((url, name)) = fresh_database("nul_filter_postgres").await else {
+            return;
+        };
+        let label = format!("{layout}postgres");
+        let backend = waymark_interfaces::backend::open(&format!("{layout}{url}"))
+            .await
+            .expect("open");
+        let result = tokio::spawn(async move {
+            let app = spawn_with(backend, ServerConfig::admin()).await;
+            nul_in_list_filter_is_a_value_error(&app, &label).await;
+            app.shutdown().await;
+        })
+        .await;
+        drop_database(&name).await;
+        result.expect("nul filter");
+    }
+}

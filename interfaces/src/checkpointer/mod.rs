@@ -391,6 +391,26 @@ fn check_sqlite_filter_key(key: &str) -> Result<(), ProtoError> {
     }
 }
 
+/// PostgreSQL text and jsonb cannot hold NUL (U+0000), so a filter containing one (in a key
+/// or any string value, at any depth) is refused as a `ValueError` instead of failing in the
+/// database.
+fn check_no_nul(filter: &serde_json::Map<String, Value>) -> Result<(), ProtoError> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if filter.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+        return Err(value_error(
+            "invalid filter: PostgreSQL cannot store or match the NUL character (U+0000)",
+        ));
+    }
+    Ok(())
+}
+
 /// Matching checkpoints, newest first (protocol §4.4). Body: {config, filter, before, limit}.
 #[utoipa::path(post, path = "/checkpointer/list", tag = "checkpointer", operation_id = "checkpointer_list", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
@@ -412,6 +432,9 @@ pub async fn list(
             for k in filter.keys() {
                 check_sqlite_filter_key(k)?;
             }
+        }
+        if state.backend.engine() == Engine::Postgres {
+            check_no_nul(filter)?;
         }
         query.filter = filter.clone();
     }
