@@ -214,3 +214,74 @@ async fn nul_filter_postgres() {
         result.expect("nul filter");
     }
 }
+
+/// Records of the largest accepted count keep statistics working and exact; a larger count is
+/// a 400 that writes nothing.
+async fn token_stats_survive_the_largest_counts(app: &TestApp, label: &str) {
+    let max = waymark_domain::token_usage::TokenUsage::MAX_COUNT;
+    const RECORDS: u64 = 8;
+    for _ in 0..RECORDS {
+        let (s, b) = app
+            .post(
+                "/api/v1/token-usage",
+                &json!({"model": "m", "prompt_tokens": max, "completion_tokens": max, "total_tokens": max}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{label}: {b}");
+    }
+    for body in [
+        json!({"model": "m", "prompt_tokens": max + 1, "completion_tokens": 0}),
+        json!({"model": "m", "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": max + 1}),
+        // The derived total (prompt + completion) is bounded too.
+        json!({"model": "m", "prompt_tokens": max, "completion_tokens": max}),
+    ] {
+        let (s, b) = app.post("/api/v1/token-usage", &body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{label}: {body} -> {b}");
+    }
+    let (s, stats) = app.get("/api/v1/token-usage/stats").await;
+    assert_eq!(s, StatusCode::OK, "{label}: {stats}");
+    assert_eq!(
+        stats[0]["records"], RECORDS,
+        "{label}: nothing else written"
+    );
+    assert_eq!(stats[0]["prompt_tokens"], RECORDS * max, "{label}");
+    assert_eq!(stats[0]["total_tokens"], RECORDS * max, "{label}");
+    let (s, by_model) = app.get("/api/v1/token-usage/stats?group_by=model").await;
+    assert_eq!(s, StatusCode::OK, "{label}: {by_model}");
+}
+
+#[tokio::test]
+async fn token_stats_memory_and_sqlite() {
+    let app = spawn_with(
+        Backend::memory_with_clock(Arc::new(waymark_domain::clock::SystemClock)),
+        ServerConfig::admin(),
+    )
+    .await;
+    token_stats_survive_the_largest_counts(&app, "memory").await;
+    app.shutdown().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let app = spawn_with(
+        waymark_interfaces::backend::open(&url).await.unwrap(),
+        ServerConfig::admin(),
+    )
+    .await;
+    token_stats_survive_the_largest_counts(&app, "sqlite").await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn token_stats_postgres() {
+    let Some((url, name)) = fresh_database("token_stats_postgres").await else {
+        return;
+    };
+    let backend = waymark_interfaces::backend::open(&url).await.expect("open");
+    let result = tokio::spawn(async move {
+        let app = spawn_with(backend, ServerConfig::admin()).await;
+        token_stats_survive_the_largest_counts(&app, "postgres").await;
+        app.shutdown().await;
+    })
+    .await;
+    drop_database(&name).await;
+    result.expect("token stats on postgres");
+}
