@@ -285,3 +285,43 @@ async fn token_stats_postgres() {
     drop_database(&name).await;
     result.expect("token stats on postgres");
 }
+
+/// `/history` over a latest checkpoint whose `messages` value the codec cannot read answers 422
+/// with a clear error (it used to be a 500), and writes nothing.
+#[tokio::test]
+async fn undecodable_history_is_a_422() {
+    let app = spawn_with(
+        Backend::memory_with_clock(Arc::new(waymark_domain::clock::SystemClock)),
+        ServerConfig::admin(),
+    )
+    .await;
+    let (s, b) = app
+        .post(
+            "/checkpointer/put",
+            &json!({
+                "config": {"thread_id": "h", "checkpoint_ns": ""},
+                "checkpoint": {"v": 4, "id": "1f1e598a-d0a1-6c3e-8001-3c2f5e0b9a71",
+                    "ts": "2026-11-21T10:45:32.120433+00:00", "channel_versions": {"messages": 1},
+                    "versions_seen": {}, "updated_channels": null,
+                    // msgpack 42: accepted by put, but not a message list.
+                    "channel_values": {"messages": {"type": "msgpack", "data": "Kg=="}}, "extra": {}},
+                "metadata": {"source": "loop", "step": 1, "parents": {}},
+                "new_versions": {"messages": 1},
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, before) = app.get("/api/v1/threads").await;
+    let (s, b) = app.get("/api/v1/threads/h/history").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "undecodable_messages", "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot be decoded")),
+        "{b}"
+    );
+    let (_, after) = app.get("/api/v1/threads").await;
+    assert_eq!(before, after, "history wrote nothing");
+    app.shutdown().await;
+}

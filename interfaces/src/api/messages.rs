@@ -127,7 +127,7 @@ pub async fn run_messages(
 /// falling back to the latest checkpoint's messages; feedback attached per run.
 #[utoipa::path(get, path = "/api/v1/threads/{thread_id}/history", tag = "messages", operation_id = "messages_history",
     params(("thread_id" = String, Path)),
-    responses((status = 200, body = HistoryDto), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = HistoryDto), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope, description = "the latest checkpoint's messages cannot be decoded (`undecodable_messages`)")))]
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
