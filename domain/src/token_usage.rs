@@ -33,9 +33,11 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
-    /// The largest token count accepted: a quarter of what a signed 64-bit column holds, so
-    /// sums over many records still fit.
-    pub const MAX_COUNT: u64 = i64::MAX as u64 / 4;
+    /// The largest token count accepted per field of one record: 10^12, far above any model
+    /// call, and small enough that the sums statistics report stay exact in a signed 64-bit
+    /// column over more than 9 million records of this size (a larger bound let 5 records
+    /// overflow every later `SUM`).
+    pub const MAX_COUNT: u64 = 1_000_000_000_000;
 
     /// A record; a reported total of 0 becomes prompt + completion (spec §2.6). Counts are
     /// bounded to what a signed 64-bit column holds.
@@ -57,6 +59,8 @@ impl TokenUsage {
         } else {
             reported_total
         };
+        // The derived total obeys the same bound as a reported one.
+        check_counts(prompt_tokens, completion_tokens, total_tokens)?;
         Ok(Self {
             id: UsageRecordId::new_random(),
             session_id,

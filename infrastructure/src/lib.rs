@@ -8,5 +8,7 @@ pub mod memory;
 
 #[cfg(any(feature = "memory", feature = "sql"))]
 pub mod connect;
+#[cfg(any(feature = "memory", feature = "sql"))]
+pub use connect::{ConnectOptions, Connected, connect};
 #[cfg(feature = "sql")]
 pub mod sql;

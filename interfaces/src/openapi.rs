@@ -116,7 +116,12 @@ impl Modify for BearerAuth {
         crate::api::messages::EventIn, crate::api::messages::AppendEvents, crate::api::messages::EventList, crate::api::messages::FrameIn,
         crate::api::feedback::FeedbackIn, crate::api::feedback::FeedbackStatsDto, crate::api::tokens::UsageIn,
         crate::api::dto::RunDto, crate::api::dto::RunListDto, crate::api::runs::CreateRun, crate::api::runs::StartRun, crate::api::runs::Heartbeat, crate::api::runs::FinishRun,
-        crate::api::store::PutItem, crate::api::store::SearchItems, crate::api::store::ListNamespaces, crate::api::store::ItemList, crate::api::store::NamespaceList
+        crate::api::store::PutItem, crate::api::store::SearchItems, crate::api::store::ListNamespaces, crate::api::store::ItemList, crate::api::store::NamespaceList,
+        crate::api::dto::DeletedCount, crate::api::dto::FeedItemDto, crate::api::dto::FeedPageDto, crate::api::dto::HistoryDto,
+        crate::api::dto::RecordOutcomeDto, crate::api::dto::PersistOutcomeDto, crate::api::dto::MessageChangeDto, crate::api::dto::MessageDiffDto,
+        crate::api::dto::ChannelChangeDto, crate::api::dto::CheckpointDiffDto,
+        crate::api::dto::ThreadSummaryFigures, crate::api::dto::ThreadStatsDto, crate::api::dto::SessionStatsDto,
+        crate::api::dto::RemovedCheckpointsDto, crate::api::dto::RetentionOutcomeDto, crate::api::dto::PolicyReportDto
     ))
 )]
 pub struct ApiDoc;

@@ -546,3 +546,25 @@ async fn chown_gives_rowless_checkpoints_an_owner() {
             == Some(2)
     );
 }
+
+#[test]
+fn commands_log_at_warn_by_default_and_verbose_raises_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = url("sqlite", dir.path(), "quiet.db");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["threads", "--database-url", db.as_str()];
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_waymark"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run waymark");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    // The first run creates and migrates the database: still nothing below warn.
+    let quiet = run(&[]);
+    assert!(!quiet.contains("INFO"), "default stderr: {quiet}");
+    let verbose = run(&["-v"]);
+    assert!(verbose.contains("INFO"), "-v stderr: {verbose}");
+}

@@ -6,6 +6,11 @@
 //! by providing a factory `async fn() -> Option<TestBackend>` (see [`harness`]) and one test
 //! file that invokes the macros with it.
 
+/// README.md's Rust snippets, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod backends;
 pub mod contract;
 pub mod harness;

@@ -783,3 +783,434 @@ mod tests {
         assert_eq!(ts(at), "2026-08-22T09:15:02.000000+00:00");
     }
 }
+
+/// How many rows a delete removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedCount {
+    /// Rows removed.
+    pub deleted: u64,
+}
+
+/// One row of the visible feed (spec §3.3).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedItemDto {
+    /// The row's seq.
+    pub seq: i64,
+    /// The run.
+    #[schema(value_type = String)]
+    pub run_id: waymark_domain::RunId,
+    /// The event type.
+    pub event_type: String,
+    /// When it was captured (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    /// The enriched message copy.
+    #[schema(value_type = Object)]
+    pub message: JsonObject,
+}
+
+/// A page of the visible feed, oldest row first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedPageDto {
+    /// Rows in ascending seq order.
+    pub data: Vec<FeedItemDto>,
+    /// True when older visible rows exist.
+    pub has_more: bool,
+    /// The cursor for the next (older) page, when `has_more`.
+    pub next_before_seq: Option<i64>,
+}
+
+impl From<waymark_application::thread_history::FeedPage> for FeedPageDto {
+    fn from(p: waymark_application::thread_history::FeedPage) -> Self {
+        Self {
+            data: p
+                .data
+                .into_iter()
+                .map(|i| FeedItemDto {
+                    seq: i.seq,
+                    run_id: i.run_id,
+                    event_type: i.event_type,
+                    created_at: i.created_at,
+                    message: i.message,
+                })
+                .collect(),
+            has_more: p.has_more,
+            next_before_seq: p.next_before_seq,
+        }
+    }
+}
+
+/// A thread's full conversation (spec §3.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryDto {
+    /// Messages in ascending order, each with `id`, `run_id` and (when feedback is available)
+    /// `feedback` set.
+    #[schema(value_type = Vec<Object>)]
+    pub messages: Vec<JsonObject>,
+    /// Where they came from: `event_store`, `checkpoint` or `empty`.
+    #[schema(value_type = String)]
+    pub source: waymark_application::thread_history::HistorySource,
+    /// False when feedback was not configured or its lookup failed.
+    pub feedback_attached: bool,
+}
+
+impl From<waymark_application::thread_history::ThreadHistory> for HistoryDto {
+    fn from(h: waymark_application::thread_history::ThreadHistory) -> Self {
+        Self {
+            messages: h.messages,
+            source: h.source,
+            feedback_attached: h.feedback_attached,
+        }
+    }
+}
+
+/// What recording one chat-stream frame did (`outcome` tells which).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum RecordOutcomeDto {
+    /// The frame was buffered at this index.
+    Buffered {
+        /// The frame's chunk index.
+        index: u64,
+    },
+    /// The frame was buffered and the buffer persisted.
+    Persisted {
+        /// The frame's chunk index before the persist.
+        index: u64,
+        /// Frames appended to the record.
+        frames: usize,
+        /// Frames the record holds now.
+        record_frames: usize,
+    },
+}
+
+impl From<waymark_application::chat_stream::RecordOutcome> for RecordOutcomeDto {
+    fn from(o: waymark_application::chat_stream::RecordOutcome) -> Self {
+        use waymark_application::chat_stream::RecordOutcome as O;
+        match o {
+            O::Buffered { index } => Self::Buffered { index },
+            O::Persisted {
+                index,
+                frames,
+                record_frames,
+            } => Self::Persisted {
+                index,
+                frames,
+                record_frames,
+            },
+        }
+    }
+}
+
+/// What ending a chat stream persisted (`outcome` tells which).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum PersistOutcomeDto {
+    /// Nothing was buffered.
+    NothingToPersist,
+    /// Frames were appended.
+    Persisted {
+        /// Frames appended.
+        frames: usize,
+        /// Frames the record holds now.
+        record_frames: usize,
+    },
+}
+
+impl From<waymark_application::chat_stream::PersistOutcome> for PersistOutcomeDto {
+    fn from(o: waymark_application::chat_stream::PersistOutcome) -> Self {
+        use waymark_application::chat_stream::PersistOutcome as O;
+        match o {
+            O::NothingToPersist => Self::NothingToPersist,
+            O::Persisted {
+                frames,
+                record_frames,
+            } => Self::Persisted {
+                frames,
+                record_frames,
+            },
+        }
+    }
+}
+
+/// One message present on both sides of a diff with different content.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageChangeDto {
+    /// The message id, or `#<position>` for id-less messages.
+    pub key: String,
+    /// The fields before.
+    #[schema(value_type = Object)]
+    pub before: JsonObject,
+    /// The fields after.
+    #[schema(value_type = Object)]
+    pub after: JsonObject,
+}
+
+/// Messages added, removed and changed between two checkpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageDiffDto {
+    /// In the newer checkpoint only.
+    #[schema(value_type = Vec<Object>)]
+    pub added: Vec<JsonObject>,
+    /// In the older checkpoint only.
+    #[schema(value_type = Vec<Object>)]
+    pub removed: Vec<JsonObject>,
+    /// On both sides, different.
+    pub changed: Vec<MessageChangeDto>,
+    /// On both sides, equal.
+    pub unchanged: usize,
+}
+
+/// What changed in one channel between two checkpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelChangeDto {
+    /// The channel.
+    #[schema(value_type = String)]
+    pub channel: waymark_domain::ChannelName,
+    /// Its version in the older checkpoint (a string or an integer).
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub from_version: Option<waymark_domain::checkpoint::ChannelVersion>,
+    /// Its version in the newer checkpoint (a string or an integer).
+    #[schema(value_type = Option<serde_json::Value>)]
+    pub to_version: Option<waymark_domain::checkpoint::ChannelVersion>,
+    /// Payload bytes before.
+    pub from_bytes: usize,
+    /// Payload bytes after.
+    pub to_bytes: usize,
+    /// True when the serializer tag changed too.
+    pub type_changed: bool,
+    /// Message-level changes, when the channel holds messages and both sides decoded.
+    pub messages: Option<MessageDiffDto>,
+    /// Why the channel could not be decoded, when decoding was tried and failed.
+    pub decode_error: Option<String>,
+}
+
+/// The difference between two checkpoints of one thread and namespace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckpointDiffDto {
+    /// The older side.
+    #[schema(value_type = String)]
+    pub from: waymark_domain::CheckpointId,
+    /// The newer side.
+    #[schema(value_type = String)]
+    pub to: waymark_domain::CheckpointId,
+    /// Channels only in `to`.
+    #[schema(value_type = Vec<String>)]
+    pub added: Vec<waymark_domain::ChannelName>,
+    /// Channels only in `from`.
+    #[schema(value_type = Vec<String>)]
+    pub removed: Vec<waymark_domain::ChannelName>,
+    /// Channels in both whose tag or bytes differ.
+    pub changed: Vec<ChannelChangeDto>,
+    /// Channels in both with identical payloads.
+    #[schema(value_type = Vec<String>)]
+    pub unchanged: Vec<waymark_domain::ChannelName>,
+}
+
+impl From<waymark_application::thread_checkpoints::CheckpointDiff> for CheckpointDiffDto {
+    fn from(d: waymark_application::thread_checkpoints::CheckpointDiff) -> Self {
+        Self {
+            from: d.from,
+            to: d.to,
+            added: d.added,
+            removed: d.removed,
+            changed: d
+                .changed
+                .into_iter()
+                .map(|c| ChannelChangeDto {
+                    channel: c.channel,
+                    from_version: c.from_version,
+                    to_version: c.to_version,
+                    from_bytes: c.from_bytes,
+                    to_bytes: c.to_bytes,
+                    type_changed: c.type_changed,
+                    messages: c.messages.map(|m| MessageDiffDto {
+                        added: m.added,
+                        removed: m.removed,
+                        changed: m
+                            .changed
+                            .into_iter()
+                            .map(|x| MessageChangeDto {
+                                key: x.key,
+                                before: x.before,
+                                after: x.after,
+                            })
+                            .collect(),
+                        unchanged: m.unchanged,
+                    }),
+                    decode_error: c.decode_error,
+                })
+                .collect(),
+            unchanged: d.unchanged,
+        }
+    }
+}
+
+/// Counts and sizes of one thread's checkpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThreadSummaryFigures {
+    /// Checkpoints, all namespaces.
+    pub checkpoints: u64,
+    /// Pending writes, all namespaces.
+    pub writes: u64,
+    /// Distinct namespaces.
+    pub namespaces: u64,
+    /// The smallest checkpoint id.
+    #[schema(value_type = Option<String>)]
+    pub oldest: Option<waymark_domain::CheckpointId>,
+    /// The greatest checkpoint id.
+    #[schema(value_type = Option<String>)]
+    pub newest: Option<waymark_domain::CheckpointId>,
+    /// Payload bytes the store holds for the thread, where it can tell.
+    pub stored_bytes: Option<u64>,
+}
+
+impl From<CheckpointSummary> for ThreadSummaryFigures {
+    fn from(s: CheckpointSummary) -> Self {
+        Self {
+            checkpoints: s.checkpoints,
+            writes: s.writes,
+            namespaces: s.namespaces,
+            oldest: s.oldest,
+            newest: s.newest,
+            stored_bytes: s.stored_bytes,
+        }
+    }
+}
+
+/// Checkpoint figures of one thread of a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThreadStatsDto {
+    /// The thread.
+    #[schema(value_type = String)]
+    pub thread_id: waymark_domain::ThreadId,
+    /// The store's summary, or null when reading it failed.
+    pub summary: Option<ThreadSummaryFigures>,
+    /// Why the summary is missing.
+    pub error: Option<String>,
+}
+
+/// Checkpoint figures of a whole session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionStatsDto {
+    /// The session.
+    #[schema(value_type = String)]
+    pub session_id: waymark_domain::SessionId,
+    /// Threads in the session.
+    pub threads: u64,
+    /// Checkpoints across the threads whose summary could be read.
+    pub checkpoints: u64,
+    /// Pending writes across them.
+    pub writes: u64,
+    /// Payload bytes, when every summarized thread's store could tell.
+    pub stored_bytes: Option<u64>,
+    /// The oldest checkpoint id across the threads.
+    #[schema(value_type = Option<String>)]
+    pub oldest: Option<waymark_domain::CheckpointId>,
+    /// The newest checkpoint id.
+    #[schema(value_type = Option<String>)]
+    pub newest: Option<waymark_domain::CheckpointId>,
+    /// When the oldest checkpoint was taken, if its id carries a time (RFC 3339).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub oldest_at: Option<DateTime<Utc>>,
+    /// When the newest was taken (RFC 3339).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub newest_at: Option<DateTime<Utc>>,
+    /// Per-thread figures.
+    pub per_thread: Vec<ThreadStatsDto>,
+}
+
+impl From<waymark_application::session_checkpoints::SessionCheckpointStats> for SessionStatsDto {
+    fn from(s: waymark_application::session_checkpoints::SessionCheckpointStats) -> Self {
+        Self {
+            session_id: s.session_id,
+            threads: s.threads,
+            checkpoints: s.checkpoints,
+            writes: s.writes,
+            stored_bytes: s.stored_bytes,
+            oldest: s.oldest,
+            newest: s.newest,
+            oldest_at: s.oldest_at,
+            newest_at: s.newest_at,
+            per_thread: s
+                .per_thread
+                .into_iter()
+                .map(|t| ThreadStatsDto {
+                    thread_id: t.thread_id,
+                    summary: t.summary.map(Into::into),
+                    error: t.error,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Checkpoints removed from one namespace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemovedCheckpointsDto {
+    /// The namespace.
+    #[schema(value_type = String)]
+    pub namespace: waymark_domain::CheckpointNamespace,
+    /// The removed ids, newest first.
+    #[schema(value_type = Vec<String>)]
+    pub checkpoint_ids: Vec<waymark_domain::CheckpointId>,
+}
+
+/// What applying the policy did to one thread.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionOutcomeDto {
+    /// The thread.
+    #[schema(value_type = String)]
+    pub thread_id: waymark_domain::ThreadId,
+    /// What was removed, per namespace.
+    pub removed: Vec<RemovedCheckpointsDto>,
+    /// Checkpoints selected but kept because a snapshot pins them.
+    pub kept_pinned: usize,
+    /// Checkpoints kept because their age could not be determined.
+    pub kept_undated: usize,
+    /// Snapshots deleted with their checkpoint.
+    #[schema(value_type = Vec<String>)]
+    pub snapshots_removed: Vec<waymark_domain::SnapshotId>,
+    /// The failure that stopped this thread's cleanup part-way, if any.
+    pub error: Option<String>,
+}
+
+/// What applying the checkpoint policy did across a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyReportDto {
+    /// The session.
+    #[schema(value_type = String)]
+    pub session_id: waymark_domain::SessionId,
+    /// The policy applied.
+    pub policy: PolicyDto,
+    /// One entry per thread, in processing order.
+    pub threads: Vec<RetentionOutcomeDto>,
+}
+
+impl From<waymark_application::session_checkpoints::PolicyReport> for PolicyReportDto {
+    fn from(r: waymark_application::session_checkpoints::PolicyReport) -> Self {
+        Self {
+            session_id: r.session_id,
+            policy: PolicyDto::from(&r.policy),
+            threads: r
+                .threads
+                .into_iter()
+                .map(|t| RetentionOutcomeDto {
+                    thread_id: t.thread_id,
+                    removed: t
+                        .removed
+                        .into_iter()
+                        .map(|r| RemovedCheckpointsDto {
+                            namespace: r.namespace,
+                            checkpoint_ids: r.checkpoint_ids,
+                        })
+                        .collect(),
+                    kept_pinned: t.kept_pinned,
+                    kept_undated: t.kept_undated,
+                    snapshots_removed: t.snapshots_removed,
+                    error: t.error.map(|e| e.to_string()),
+                })
+                .collect(),
+        }
+    }
+}

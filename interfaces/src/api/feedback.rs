@@ -82,7 +82,7 @@ fn new_feedback(thread: &str, run: &str, body: FeedbackIn) -> ApiResult<NewFeedb
 }
 
 /// Set the caller's feedback on a run (insert or update).
-#[utoipa::path(put, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback", tag = "feedback",
+#[utoipa::path(put, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback", tag = "feedback", operation_id = "feedback_upsert",
     params(("thread_id" = String, Path), ("run_id" = String, Path)), request_body = FeedbackIn,
     responses((status = 200, body = FeedbackDto), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope)))]
 pub async fn upsert(
@@ -100,7 +100,7 @@ pub async fn upsert(
 }
 
 /// Create the caller's feedback on a run; a second one is a conflict.
-#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback", tag = "feedback",
+#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback", tag = "feedback", operation_id = "feedback_create",
     params(("thread_id" = String, Path), ("run_id" = String, Path)), request_body = FeedbackIn,
     responses((status = 201, body = FeedbackDto), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 pub async fn create(
@@ -118,7 +118,7 @@ pub async fn create(
 }
 
 /// Delete the caller's feedback on a run.
-#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback", tag = "feedback",
+#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback", tag = "feedback", operation_id = "feedback_delete_mine",
     params(("thread_id" = String, Path), ("run_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete_mine(
@@ -135,7 +135,7 @@ pub async fn delete_mine(
 }
 
 /// The caller's feedback rows on a run.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback", tag = "feedback",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback", tag = "feedback", operation_id = "feedback_list_for_run",
     params(("thread_id" = String, Path), ("run_id" = String, Path), FeedbackQuery),
     responses((status = 200, body = FeedbackList), (status = 404, body = ErrorEnvelope)))]
 pub async fn list_for_run(
@@ -161,7 +161,7 @@ pub async fn list_for_run(
 }
 
 /// Feedback of a run (`thread_id` query parameter required).
-#[utoipa::path(get, path = "/api/v1/runs/{run_id}/feedback", tag = "feedback",
+#[utoipa::path(get, path = "/api/v1/runs/{run_id}/feedback", tag = "feedback", operation_id = "feedback_list_for_run_id",
     params(("run_id" = String, Path), RunFeedbackQuery),
     responses((status = 200, body = FeedbackList), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn list_for_run_id(
@@ -187,7 +187,7 @@ pub async fn list_for_run_id(
 }
 
 /// The caller's feedback rows on a thread.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/feedback", tag = "feedback",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/feedback", tag = "feedback", operation_id = "feedback_list_for_thread",
     params(("thread_id" = String, Path), FeedbackQuery),
     responses((status = 200, body = FeedbackList), (status = 404, body = ErrorEnvelope)))]
 pub async fn list_for_thread(
@@ -208,7 +208,7 @@ pub async fn list_for_thread(
 }
 
 /// Counts over every user's feedback on a run.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback/stats", tag = "feedback",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback/stats", tag = "feedback", operation_id = "feedback_stats",
     params(("thread_id" = String, Path), ("run_id" = String, Path)),
     responses((status = 200, body = FeedbackStatsDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn stats(
@@ -230,7 +230,7 @@ pub async fn stats(
 }
 
 /// Delete one feedback row of this thread and run.
-#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback/{feedback_id}", tag = "feedback",
+#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/runs/{run_id}/feedback/{feedback_id}", tag = "feedback", operation_id = "feedback_delete_one",
     params(("thread_id" = String, Path), ("run_id" = String, Path), ("feedback_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete_one(

@@ -7,14 +7,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value as JsonValue, json};
+use serde_json::Value as JsonValue;
 use utoipa::{IntoParams, ToSchema};
 use waymark_application::Access;
 use waymark_domain::paging::{Limit, SeqPage};
 use waymark_domain::run_event::{EventQuery, NewRunEvent, RunEvent};
 use waymark_domain::{EventCategory, EventType, JsonObject};
 
-use super::dto::{ChatStreamDto, ChatStreamSummaryDto, EventDto, MessagePage};
+use super::dto::{
+    ChatStreamDto, ChatStreamSummaryDto, DeletedCount, EventDto, FeedPageDto, HistoryDto,
+    MessagePage, PersistOutcomeDto, RecordOutcomeDto,
+};
 use super::{run_id, thread_id};
 use crate::http::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
@@ -75,7 +78,7 @@ fn seq_page(q: &MessagesQuery) -> ApiResult<(SeqPage, u32)> {
 }
 
 /// A thread's message rows (the event store's `message` category), ascending by seq.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/messages", tag = "messages",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/messages", tag = "messages", operation_id = "messages_thread_messages",
     params(("thread_id" = String, Path), MessagesQuery),
     responses((status = 200, body = MessagePage), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn thread_messages(
@@ -94,7 +97,7 @@ pub async fn thread_messages(
 }
 
 /// One run's message rows.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/messages", tag = "messages",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/messages", tag = "messages", operation_id = "messages_run_messages",
     params(("thread_id" = String, Path), ("run_id" = String, Path), MessagesQuery),
     responses((status = 200, body = MessagePage), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn run_messages(
@@ -122,22 +125,20 @@ pub async fn run_messages(
 
 /// The full conversation, safe against summarization (spec §3.2): read from the event store,
 /// falling back to the latest checkpoint's messages; feedback attached per run.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/history", tag = "messages",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/history", tag = "messages", operation_id = "messages_history",
     params(("thread_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = HistoryDto), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope, description = "the latest checkpoint's messages cannot be decoded (`undecodable_messages`)")))]
 pub async fn history(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<HistoryDto>> {
     let h = state
         .services
         .thread_history
         .history(&caller.scope, &thread_id(&id)?)
         .await?;
-    Ok(Json(
-        serde_json::to_value(h).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
+    Ok(Json(h.into()))
 }
 
 /// Backward paging of the visible feed.
@@ -154,15 +155,15 @@ pub struct FeedQuery {
 }
 
 /// The UI's visible message feed, paged backwards (spec §3.3).
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/feed", tag = "messages",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/feed", tag = "messages", operation_id = "messages_feed",
     params(("thread_id" = String, Path), FeedQuery),
-    responses((status = 200, body = Object), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
+    responses((status = 200, body = FeedPageDto), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 422, body = ErrorEnvelope)))]
 pub async fn feed(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<FeedQuery>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<FeedPageDto>> {
     if q.after_seq.is_some() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -180,9 +181,7 @@ pub async fn feed(
             q.limit.unwrap_or(50),
         )
         .await?;
-    Ok(Json(
-        serde_json::to_value(page).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
+    Ok(Json(page.into()))
 }
 
 /// An event to append.
@@ -228,7 +227,7 @@ pub struct EventList {
 pub const MAX_EVENT_BATCH: usize = 1000;
 
 /// Append run events to a thread (all or none); the first write claims the thread id.
-#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/events", tag = "events",
+#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/events", tag = "events", operation_id = "messages_append_events",
     params(("thread_id" = String, Path)), request_body = AppendEvents,
     responses((status = 201, body = EventList), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn append_events(
@@ -303,7 +302,7 @@ pub struct RunEventsQuery {
 }
 
 /// Every event of one run, ascending by seq.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/events", tag = "events",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/runs/{run_id}/events", tag = "events", operation_id = "messages_run_events",
     params(("thread_id" = String, Path), ("run_id" = String, Path), RunEventsQuery),
     responses((status = 200, body = EventList), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn run_events(
@@ -359,14 +358,14 @@ pub async fn run_events(
 }
 
 /// Delete every event of a run.
-#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/runs/{run_id}/events", tag = "events",
+#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/runs/{run_id}/events", tag = "events", operation_id = "messages_delete_run_events",
     params(("thread_id" = String, Path), ("run_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = DeletedCount), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete_run_events(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((id, run)): ApiPath<(String, String)>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<DeletedCount>> {
     let thread = thread_id(&id)?;
     let run = run_id(&run)?;
     state
@@ -380,7 +379,7 @@ pub async fn delete_run_events(
         .run_events
         .delete_by_run(&caller.scope, &thread, &run)
         .await?;
-    Ok(Json(json!({"deleted": n})))
+    Ok(Json(DeletedCount { deleted: n as u64 }))
 }
 
 /// How many recent chat streams.
@@ -393,7 +392,7 @@ pub struct StreamsQuery {
 }
 
 /// The most recently appended chat streams.
-#[utoipa::path(get, path = "/api/v1/messages/streams", tag = "chat streams", params(StreamsQuery),
+#[utoipa::path(get, path = "/api/v1/messages/streams", tag = "chat streams", operation_id = "messages_list_streams", params(StreamsQuery),
     responses((status = 200, body = Vec<ChatStreamSummaryDto>), (status = 400, body = ErrorEnvelope)))]
 pub async fn list_streams(
     State(state): State<AppState>,
@@ -417,7 +416,7 @@ pub async fn list_streams(
 }
 
 /// A thread's persisted chat stream.
-#[utoipa::path(get, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams",
+#[utoipa::path(get, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams", operation_id = "messages_get_stream",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = ChatStreamDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn get_stream(
@@ -445,7 +444,7 @@ pub async fn get_stream(
 }
 
 /// Delete a thread's chat stream and its buffer.
-#[utoipa::path(delete, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams",
+#[utoipa::path(delete, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams", operation_id = "messages_delete_stream",
     params(("thread_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete_stream(
@@ -484,15 +483,15 @@ pub struct FrameIn {
 }
 
 /// Record one outgoing frame of a thread's stream.
-#[utoipa::path(post, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams",
+#[utoipa::path(post, path = "/api/v1/messages/streams/{thread_id}", tag = "chat streams", operation_id = "messages_record_frame",
     params(("thread_id" = String, Path)), request_body = FrameIn,
-    responses((status = 200, body = Object), (status = 400, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope)))]
+    responses((status = 200, body = RecordOutcomeDto), (status = 400, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope)))]
 pub async fn record_frame(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<FrameIn>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<RecordOutcomeDto>> {
     let thread = thread_id(&id)?;
     // Bad input writes nothing, not even the thread claim.
     waymark_domain::chat_stream::validate_frames(std::slice::from_ref(&body.frame))?;
@@ -508,20 +507,18 @@ pub async fn record_frame(
         )
         .await?;
     state.services.note_streamed(&thread, &caller.scope);
-    Ok(Json(
-        serde_json::to_value(outcome).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
+    Ok(Json(outcome.into()))
 }
 
 /// Persist whatever the thread has buffered (frames after the last stop).
-#[utoipa::path(post, path = "/api/v1/messages/streams/{thread_id}/end", tag = "chat streams",
+#[utoipa::path(post, path = "/api/v1/messages/streams/{thread_id}/end", tag = "chat streams", operation_id = "messages_end_stream",
     params(("thread_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = PersistOutcomeDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn end_stream(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<JsonValue>> {
+) -> ApiResult<Json<PersistOutcomeDto>> {
     let thread = thread_id(&id)?;
     state
         .services
@@ -533,7 +530,5 @@ pub async fn end_stream(
         .chat_streams
         .end_stream(&caller.scope, &thread)
         .await?;
-    Ok(Json(
-        serde_json::to_value(outcome).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
+    Ok(Json(outcome.into()))
 }

@@ -36,6 +36,13 @@ impl From<ApplicationError> for ApiError {
             ApplicationError::Disabled { feature } => {
                 ApiError::unavailable(format!("{feature} is not available on this server"))
             }
+            // Stored data the host's codec cannot read (e.g. a `messages` channel that is not
+            // a message list): the request is fine but cannot be answered from it.
+            ApplicationError::Codec(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "undecodable_messages",
+                format!("the thread's latest checkpoint messages cannot be decoded: {message}"),
+            ),
             ApplicationError::BufferFull { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "buffer_full",

@@ -129,7 +129,7 @@ pub fn offset_page(limit: Option<u32>, offset: Option<u64>, default: u32) -> Api
 }
 
 /// Create a session owned by the caller.
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = CreateSession,
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", operation_id = "sessions_create", request_body = CreateSession,
     responses((status = 201, body = SessionDto), (status = 400, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -147,7 +147,7 @@ pub async fn create(
 }
 
 /// List the caller's sessions, most recently changed first.
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(SessionListQuery),
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", operation_id = "sessions_list", params(SessionListQuery),
     responses((status = 200, body = SessionList), (status = 400, body = ErrorEnvelope)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -174,7 +174,7 @@ pub async fn list(
 }
 
 /// One session.
-#[utoipa::path(get, path = "/api/v1/sessions/{session_id}", tag = "sessions",
+#[utoipa::path(get, path = "/api/v1/sessions/{session_id}", tag = "sessions", operation_id = "sessions_get",
     params(("session_id" = String, Path)),
     responses((status = 200, body = SessionDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn get(
@@ -191,7 +191,7 @@ pub async fn get(
 }
 
 /// Change title, metadata (merged), status or policy.
-#[utoipa::path(patch, path = "/api/v1/sessions/{session_id}", tag = "sessions",
+#[utoipa::path(patch, path = "/api/v1/sessions/{session_id}", tag = "sessions", operation_id = "sessions_update",
     params(("session_id" = String, Path)), request_body = UpdateSession,
     responses((status = 200, body = SessionDto), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn update(
@@ -219,7 +219,7 @@ pub async fn update(
 }
 
 /// Delete a session; its threads are detached, or deleted with `delete_threads=true`.
-#[utoipa::path(delete, path = "/api/v1/sessions/{session_id}", tag = "sessions",
+#[utoipa::path(delete, path = "/api/v1/sessions/{session_id}", tag = "sessions", operation_id = "sessions_delete",
     params(("session_id" = String, Path), DeleteSessionQuery),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete(
@@ -249,7 +249,7 @@ pub async fn delete(
 }
 
 /// The session's threads.
-#[utoipa::path(get, path = "/api/v1/sessions/{session_id}/threads", tag = "sessions",
+#[utoipa::path(get, path = "/api/v1/sessions/{session_id}/threads", tag = "sessions", operation_id = "sessions_threads",
     params(("session_id" = String, Path), PageQuery),
     responses((status = 200, body = ThreadList), (status = 404, body = ErrorEnvelope)))]
 pub async fn threads(
@@ -274,39 +274,35 @@ pub async fn threads(
 }
 
 /// Checkpoint counts and sizes across the session's threads.
-#[utoipa::path(get, path = "/api/v1/sessions/{session_id}/statistics", tag = "sessions",
+#[utoipa::path(get, path = "/api/v1/sessions/{session_id}/statistics", tag = "sessions", operation_id = "sessions_statistics",
     params(("session_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = super::dto::SessionStatsDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn statistics(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::dto::SessionStatsDto>> {
     let stats = state
         .services
         .session_checkpoints
         .statistics(&caller.scope, &session_id(&id)?)
         .await?;
-    Ok(Json(serde_json::to_value(stats).map_err(|e| {
-        crate::http::error::ApiError::internal(e.to_string())
-    })?))
+    Ok(Json(stats.into()))
 }
 
 /// Apply the session's checkpoint policy to each of its threads now.
-#[utoipa::path(post, path = "/api/v1/sessions/{session_id}/apply-policy", tag = "sessions",
+#[utoipa::path(post, path = "/api/v1/sessions/{session_id}/apply-policy", tag = "sessions", operation_id = "sessions_apply_policy",
     params(("session_id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = super::dto::PolicyReportDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn apply_policy(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::dto::PolicyReportDto>> {
     let report = state
         .services
         .session_checkpoints
         .apply_policy(&caller.scope, &session_id(&id)?)
         .await?;
-    Ok(Json(serde_json::to_value(report).map_err(|e| {
-        crate::http::error::ApiError::internal(e.to_string())
-    })?))
+    Ok(Json(report.into()))
 }

@@ -130,7 +130,7 @@ pub struct NamespaceList {
 }
 
 /// Insert or replace an item.
-#[utoipa::path(put, path = "/api/v1/store/items", tag = "store", request_body = PutItem,
+#[utoipa::path(put, path = "/api/v1/store/items", tag = "store", operation_id = "store_put", request_body = PutItem,
     responses((status = 200, body = ItemDto), (status = 400, body = ErrorEnvelope)))]
 pub async fn put(
     State(state): State<AppState>,
@@ -154,7 +154,7 @@ fn address(caller: &Caller, q: ItemQuery) -> ApiResult<(ItemNamespace, ItemKey)>
 }
 
 /// One item, unless missing or expired.
-#[utoipa::path(get, path = "/api/v1/store/items", tag = "store", params(ItemQuery),
+#[utoipa::path(get, path = "/api/v1/store/items", tag = "store", operation_id = "store_get", params(ItemQuery),
     responses((status = 200, body = ItemDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -169,7 +169,7 @@ pub async fn get(
 }
 
 /// Delete an item.
-#[utoipa::path(delete, path = "/api/v1/store/items", tag = "store", params(ItemQuery),
+#[utoipa::path(delete, path = "/api/v1/store/items", tag = "store", operation_id = "store_delete", params(ItemQuery),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -185,7 +185,7 @@ pub async fn delete(
 }
 
 /// Items under a namespace prefix matching a filter.
-#[utoipa::path(post, path = "/api/v1/store/items/search", tag = "store", request_body = SearchItems,
+#[utoipa::path(post, path = "/api/v1/store/items/search", tag = "store", operation_id = "store_search", request_body = SearchItems,
     responses((status = 200, body = ItemList), (status = 400, body = ErrorEnvelope)))]
 pub async fn search(
     State(state): State<AppState>,
@@ -212,7 +212,7 @@ pub async fn search(
 }
 
 /// Distinct namespaces of live items.
-#[utoipa::path(post, path = "/api/v1/store/namespaces", tag = "store", request_body = ListNamespaces,
+#[utoipa::path(post, path = "/api/v1/store/namespaces", tag = "store", operation_id = "store_namespaces", request_body = ListNamespaces,
     responses((status = 200, body = NamespaceList), (status = 400, body = ErrorEnvelope)))]
 pub async fn namespaces(
     State(state): State<AppState>,

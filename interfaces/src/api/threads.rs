@@ -191,7 +191,7 @@ fn new_uuid_thread() -> ApiResult<ThreadId> {
 }
 
 /// Create a thread (idempotent for the same owner).
-#[utoipa::path(post, path = "/api/v1/threads", tag = "threads", request_body = CreateThread,
+#[utoipa::path(post, path = "/api/v1/threads", tag = "threads", operation_id = "threads_create", request_body = CreateThread,
     responses((status = 201, body = ThreadDto), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -244,7 +244,7 @@ async fn run_search(
 }
 
 /// List threads: pinned first, then most recently changed.
-#[utoipa::path(get, path = "/api/v1/threads", tag = "threads", params(ThreadListQuery),
+#[utoipa::path(get, path = "/api/v1/threads", tag = "threads", operation_id = "threads_list", params(ThreadListQuery),
     responses((status = 200, body = ThreadList), (status = 400, body = ErrorEnvelope)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -275,7 +275,7 @@ pub async fn list(
 }
 
 /// Search threads by exact metadata matches.
-#[utoipa::path(post, path = "/api/v1/threads/search", tag = "threads", request_body = SearchThreads,
+#[utoipa::path(post, path = "/api/v1/threads/search", tag = "threads", operation_id = "threads_search", request_body = SearchThreads,
     responses((status = 200, body = ThreadList), (status = 400, body = ErrorEnvelope)))]
 pub async fn search(
     State(state): State<AppState>,
@@ -287,7 +287,7 @@ pub async fn search(
 
 /// One thread; `status` is the reported one (`running` while a run is active, else derived
 /// from the latest checkpoint), `stored_status` the stored column.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}", tag = "threads",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}", tag = "threads", operation_id = "threads_get",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = ThreadDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn get(
@@ -311,7 +311,7 @@ pub async fn get(
 }
 
 /// Change display name, status, metadata (merged) or session.
-#[utoipa::path(patch, path = "/api/v1/threads/{thread_id}", tag = "threads",
+#[utoipa::path(patch, path = "/api/v1/threads/{thread_id}", tag = "threads", operation_id = "threads_update",
     params(("thread_id" = String, Path)), request_body = UpdateThread,
     responses((status = 200, body = ThreadDto), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn update(
@@ -349,7 +349,7 @@ pub async fn update(
 
 /// Delete a thread and everything held for it (checkpoints, events, feedback, chat stream,
 /// branches, snapshots, token usage). Idempotent.
-#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}", tag = "threads",
+#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}", tag = "threads", operation_id = "threads_delete",
     params(("thread_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete(
@@ -366,7 +366,7 @@ pub async fn delete(
 }
 
 /// Pin a thread to the top of searches.
-#[utoipa::path(put, path = "/api/v1/threads/{thread_id}/pin", tag = "threads",
+#[utoipa::path(put, path = "/api/v1/threads/{thread_id}/pin", tag = "threads", operation_id = "threads_pin",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = ThreadDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn pin(
@@ -383,7 +383,7 @@ pub async fn pin(
 }
 
 /// Unpin a thread.
-#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/pin", tag = "threads",
+#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/pin", tag = "threads", operation_id = "threads_unpin",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = ThreadDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn unpin(
@@ -400,7 +400,7 @@ pub async fn unpin(
 }
 
 /// The latest checkpoint's state, values decoded.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/state", tag = "checkpoints",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/state", tag = "checkpoints", operation_id = "threads_state",
     params(("thread_id" = String, Path), StateQuery),
     responses((status = 200, body = CheckpointState), (status = 404, body = ErrorEnvelope)))]
 pub async fn state(
@@ -419,7 +419,7 @@ pub async fn state(
 }
 
 /// The state at one checkpoint.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/checkpoints/{checkpoint_id}", tag = "checkpoints",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/checkpoints/{checkpoint_id}", tag = "checkpoints", operation_id = "threads_checkpoint",
     params(("thread_id" = String, Path), ("checkpoint_id" = String, Path), StateQuery),
     responses((status = 200, body = CheckpointState), (status = 404, body = ErrorEnvelope)))]
 pub async fn checkpoint(
@@ -443,7 +443,7 @@ pub async fn checkpoint(
 }
 
 /// A thread's checkpoints, newest first, paged with `before`.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/checkpoints", tag = "checkpoints",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/checkpoints", tag = "checkpoints", operation_id = "threads_history",
     params(("thread_id" = String, Path), HistoryQuery),
     responses((status = 200, body = CheckpointHistory), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn history(
@@ -479,7 +479,7 @@ pub async fn history(
 }
 
 /// Counts and sizes of a thread's checkpoints.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/summary", tag = "checkpoints",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/summary", tag = "checkpoints", operation_id = "threads_summary",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = SummaryDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn summary(
@@ -496,15 +496,15 @@ pub async fn summary(
 }
 
 /// What changed from one checkpoint to another (channels, versions, messages).
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/checkpoints/{checkpoint_id}/diff/{other_id}", tag = "checkpoints",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/checkpoints/{checkpoint_id}/diff/{other_id}", tag = "checkpoints", operation_id = "threads_diff",
     params(("thread_id" = String, Path), ("checkpoint_id" = String, Path), ("other_id" = String, Path), NamespaceQuery),
-    responses((status = 200, body = Object), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = super::dto::CheckpointDiffDto), (status = 404, body = ErrorEnvelope)))]
 pub async fn diff(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((id, from, to)): ApiPath<(String, String, String)>,
     ApiQuery(q): ApiQuery<NamespaceQuery>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<super::dto::CheckpointDiffDto>> {
     let ns = namespace(q.checkpoint_ns.as_deref())?;
     let d = state
         .services
@@ -517,13 +517,11 @@ pub async fn diff(
             checkpoint_id(&to)?,
         )
         .await?;
-    Ok(Json(
-        serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
+    Ok(Json(d.into()))
 }
 
 /// Make an older checkpoint's state the thread's head again (a new checkpoint).
-#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/rollback", tag = "checkpoints",
+#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/rollback", tag = "checkpoints", operation_id = "threads_rollback",
     params(("thread_id" = String, Path)), request_body = RollbackRequest,
     responses((status = 200, body = CheckpointState), (status = 404, body = ErrorEnvelope)))]
 pub async fn rollback(
@@ -562,7 +560,7 @@ async fn latest_id(
 }
 
 /// Fork a checkpoint into a new thread carrying a named branch.
-#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/branches", tag = "branches",
+#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/branches", tag = "branches", operation_id = "threads_fork",
     params(("thread_id" = String, Path)), request_body = ForkBody,
     responses((status = 201, body = ForkResponse), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 pub async fn fork(
@@ -602,7 +600,7 @@ pub async fn fork(
 }
 
 /// Branches forked from this thread, oldest first.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/branches", tag = "branches",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/branches", tag = "branches", operation_id = "threads_branches",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = Vec<BranchDto>), (status = 404, body = ErrorEnvelope)))]
 pub async fn branches(
@@ -619,7 +617,7 @@ pub async fn branches(
 }
 
 /// Delete a branch record (its thread stays).
-#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/branches/{branch_id}", tag = "branches",
+#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/branches/{branch_id}", tag = "branches", operation_id = "threads_delete_branch",
     params(("thread_id" = String, Path), ("branch_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete_branch(
@@ -641,7 +639,7 @@ pub async fn delete_branch(
 }
 
 /// Pin a checkpoint with a named snapshot (never pruned).
-#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/snapshots", tag = "snapshots",
+#[utoipa::path(post, path = "/api/v1/threads/{thread_id}/snapshots", tag = "snapshots", operation_id = "threads_create_snapshot",
     params(("thread_id" = String, Path)), request_body = SnapshotBody,
     responses((status = 201, body = SnapshotDto), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
 pub async fn create_snapshot(
@@ -681,7 +679,7 @@ pub async fn create_snapshot(
 }
 
 /// The thread's snapshots, oldest first.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/snapshots", tag = "snapshots",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/snapshots", tag = "snapshots", operation_id = "threads_snapshots",
     params(("thread_id" = String, Path)),
     responses((status = 200, body = Vec<SnapshotDto>), (status = 404, body = ErrorEnvelope)))]
 pub async fn snapshots(
@@ -698,7 +696,7 @@ pub async fn snapshots(
 }
 
 /// The state at a snapshot's checkpoint.
-#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/snapshots/{snapshot_id}", tag = "snapshots",
+#[utoipa::path(get, path = "/api/v1/threads/{thread_id}/snapshots/{snapshot_id}", tag = "snapshots", operation_id = "threads_snapshot_state",
     params(("thread_id" = String, Path), ("snapshot_id" = String, Path), StateQuery),
     responses((status = 200, body = CheckpointState), (status = 404, body = ErrorEnvelope)))]
 pub async fn snapshot_state(
@@ -725,7 +723,7 @@ pub async fn snapshot_state(
 }
 
 /// Delete a snapshot (the checkpoint stays).
-#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/snapshots/{snapshot_id}", tag = "snapshots",
+#[utoipa::path(delete, path = "/api/v1/threads/{thread_id}/snapshots/{snapshot_id}", tag = "snapshots", operation_id = "threads_delete_snapshot",
     params(("thread_id" = String, Path), ("snapshot_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn delete_snapshot(

@@ -59,7 +59,7 @@ pub struct StatsQuery {
 }
 
 /// Record the tokens of one model call, owned by the caller.
-#[utoipa::path(post, path = "/api/v1/token-usage", tag = "token usage", request_body = UsageIn,
+#[utoipa::path(post, path = "/api/v1/token-usage", tag = "token usage", operation_id = "token_usage_record", request_body = UsageIn,
     responses((status = 201, body = TokenUsageDto), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn record(
     State(state): State<AppState>,
@@ -88,7 +88,7 @@ pub async fn record(
 }
 
 /// Token sums of the caller's records, grouped.
-#[utoipa::path(get, path = "/api/v1/token-usage/stats", tag = "token usage", params(StatsQuery),
+#[utoipa::path(get, path = "/api/v1/token-usage/stats", tag = "token usage", operation_id = "token_usage_stats", params(StatsQuery),
     responses((status = 200, body = Vec<TokenStatsDto>), (status = 400, body = ErrorEnvelope)))]
 pub async fn stats(
     State(state): State<AppState>,

@@ -244,7 +244,7 @@ async fn unknown(req: axum::extract::Request) -> ProtoError {
 }
 
 /// Store one checkpoint (protocol §4.1). Body: {config, checkpoint, metadata, new_versions}.
-#[utoipa::path(post, path = "/checkpointer/put", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/put", tag = "checkpointer", operation_id = "checkpointer_put", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn put(
     State(state): State<AppState>,
@@ -289,7 +289,7 @@ pub async fn put(
 }
 
 /// Store pending writes of one task (protocol §4.2). Body: {config, writes, task_id, task_path}.
-#[utoipa::path(post, path = "/checkpointer/put_writes", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/put_writes", tag = "checkpointer", operation_id = "checkpointer_put_writes", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn put_writes(
     State(state): State<AppState>,
@@ -354,7 +354,7 @@ pub async fn put_writes(
 }
 
 /// The requested or latest checkpoint with its pending writes (protocol §4.3).
-#[utoipa::path(post, path = "/checkpointer/get_tuple", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/get_tuple", tag = "checkpointer", operation_id = "checkpointer_get_tuple", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn get_tuple(
     State(state): State<AppState>,
@@ -391,8 +391,28 @@ fn check_sqlite_filter_key(key: &str) -> Result<(), ProtoError> {
     }
 }
 
+/// PostgreSQL text and jsonb cannot hold NUL (U+0000), so a filter containing one (in a key
+/// or any string value, at any depth) is refused as a `ValueError` instead of failing in the
+/// database.
+fn check_no_nul(filter: &serde_json::Map<String, Value>) -> Result<(), ProtoError> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    if filter.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+        return Err(value_error(
+            "invalid filter: PostgreSQL cannot store or match the NUL character (U+0000)",
+        ));
+    }
+    Ok(())
+}
+
 /// Matching checkpoints, newest first (protocol §4.4). Body: {config, filter, before, limit}.
-#[utoipa::path(post, path = "/checkpointer/list", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/list", tag = "checkpointer", operation_id = "checkpointer_list", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -412,6 +432,9 @@ pub async fn list(
             for k in filter.keys() {
                 check_sqlite_filter_key(k)?;
             }
+        }
+        if state.backend.engine() == Engine::Postgres {
+            check_no_nul(filter)?;
         }
         query.filter = filter.clone();
     }
@@ -474,7 +497,7 @@ async fn scoped_list(
 }
 
 /// Delete every checkpoint and write of a thread (protocol §4.5).
-#[utoipa::path(post, path = "/checkpointer/delete_thread", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/delete_thread", tag = "checkpointer", operation_id = "checkpointer_delete_thread", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn delete_thread(
     State(state): State<AppState>,
@@ -497,7 +520,7 @@ pub async fn delete_thread(
 }
 
 /// Delete the checkpoints of the given runs (protocol §4.6).
-#[utoipa::path(post, path = "/checkpointer/delete_for_runs", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/delete_for_runs", tag = "checkpointer", operation_id = "checkpointer_delete_for_runs", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn delete_for_runs(
     State(state): State<AppState>,
@@ -559,7 +582,7 @@ async fn runs_in_scope(
 }
 
 /// Copy a thread's checkpoints and writes to another thread (protocol §4.7).
-#[utoipa::path(post, path = "/checkpointer/copy_thread", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/copy_thread", tag = "checkpointer", operation_id = "checkpointer_copy_thread", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn copy_thread(
     State(state): State<AppState>,
@@ -584,7 +607,7 @@ pub async fn copy_thread(
 }
 
 /// Prune threads: keep_latest or delete (protocol §4.8).
-#[utoipa::path(post, path = "/checkpointer/prune", tag = "checkpointer", request_body(content = Object, content_type = "application/json"),
+#[utoipa::path(post, path = "/checkpointer/prune", tag = "checkpointer", operation_id = "checkpointer_prune", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn prune(
     State(state): State<AppState>,
@@ -626,7 +649,7 @@ pub async fn prune(
 }
 
 /// Protocol version, optional operations, backend and filter semantics (protocol §4.9).
-#[utoipa::path(get, path = "/checkpointer/capabilities", tag = "checkpointer",
+#[utoipa::path(get, path = "/checkpointer/capabilities", tag = "checkpointer", operation_id = "checkpointer_capabilities",
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
@@ -654,7 +677,7 @@ pub async fn probe_storage(state: &AppState) -> bool {
 }
 
 /// 200 {"ok": true} once storage is reachable; 503 otherwise (protocol §4.10).
-#[utoipa::path(get, path = "/checkpointer/health", tag = "checkpointer",
+#[utoipa::path(get, path = "/checkpointer/health", tag = "checkpointer", operation_id = "checkpointer_health",
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn health(State(state): State<AppState>) -> Response {
     if probe_storage(&state).await {

@@ -92,6 +92,10 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "WAYMARK_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// More log output on stderr: `-v` info, `-vv` debug, `-vvv` trace (default: warn, or
+    /// info for `serve`; `RUST_LOG` overrides both).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -250,10 +254,22 @@ pub struct ServeArgs {
     max_checkpoint_body_bytes: usize,
 }
 
-/// Sets up the tracing subscriber (`RUST_LOG` filters; default `info`).
+/// The log level when `RUST_LOG` is unset: `warn` for one-shot commands (no migration or
+/// connection chatter on every run), `info` for `serve`; each `-v` raises it one step.
+pub fn default_log_level(cli: &Cli) -> &'static str {
+    const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+    let base = if matches!(cli.command, Command::Serve(_)) {
+        2
+    } else {
+        1
+    };
+    LEVELS[(base + usize::from(cli.verbose)).min(LEVELS.len() - 1)]
+}
+
+/// Sets up the tracing subscriber (`RUST_LOG` filters; default [`default_log_level`]).
 pub fn init_tracing(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_level(cli)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -337,7 +337,7 @@ pub struct Health {
 }
 
 /// Liveness and storage reachability.
-#[utoipa::path(get, path = "/health", tag = "service",
+#[utoipa::path(get, path = "/health", tag = "service", operation_id = "service_health",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Response {
     let ok = crate::checkpointer::probe_storage(&state).await;
@@ -361,7 +361,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text metrics.
-#[utoipa::path(get, path = "/metrics", tag = "service",
+#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "service_metrics",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics_text(State(state): State<AppState>) -> Response {
     (
