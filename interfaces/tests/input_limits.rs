@@ -1,6 +1,6 @@
 //! Inputs that used to answer 5xx: large `put_writes` batches (more writes than one SQL
-//! statement may bind) must be stored whole, in one transaction, on every backend. The native
-//! SQL cases are `#[ignore]`d until the native checkpoint stores chunk their inserts.
+//! statement may bind) must be stored whole, in one transaction, on every backend (the native
+//! SQL stores write such a batch in chunks inside one transaction).
 
 mod support;
 
@@ -71,7 +71,6 @@ async fn large_put_writes_memory() {
 }
 
 #[tokio::test]
-#[ignore = "native SQL stores still put all writes in one statement (too many bind variables, 500); they are being rewritten in infrastructure/src/sql/checkpoints"]
 async fn large_put_writes_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("w.db").display());
@@ -157,7 +156,6 @@ async fn large_put_writes_langgraph_postgres() {
 }
 
 #[tokio::test]
-#[ignore = "native SQL stores still put all writes in one statement (too many bind variables, 500); they are being rewritten in infrastructure/src/sql/checkpoints"]
 async fn large_put_writes_postgres() {
     let Some((url, name)) = fresh_database("large_put_writes_postgres").await else {
         return;

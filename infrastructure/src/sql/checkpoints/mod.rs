@@ -1123,39 +1123,22 @@ impl CheckpointRepository for SqlCheckpointRepository {
         let upsert = batch.is_upsert();
         let rows = dedupe_writes(batch.to_pending_writes(), upsert);
         let target = &batch.target;
-        let mut q = Sql::new(
-            "INSERT INTO waymark_checkpoint_writes (thread_id, ns, checkpoint_id, task_id, idx, \
-             task_path, channel, type_tag, data) VALUES ",
-        );
-        let t = q.bind(text(target.thread_id.as_str()));
-        let n = q.bind(text(target.namespace.as_str()));
-        let id = q.bind(text(target.checkpoint_id.as_str()));
-        for (i, w) in rows.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.push(&format!("({t}, {n}, {id}, "))
-                .val(text(w.task_id.as_str()))
-                .push(", ")
-                .val(int(w.idx))
-                .push(", ")
-                .val(text(w.task_path.clone()))
-                .push(", ")
-                .val(text(w.channel.as_str()))
-                .push(", ")
-                .val(text(w.value.type_tag()))
-                .push(", ")
-                .val(bytes(w.value.bytes().to_vec()))
-                .push(")");
+        // One statement per chunk keeps every statement under the drivers' bind-parameter
+        // limits (SQLite 32,766, PostgreSQL 65,535; a row binds 6); a batch of several chunks
+        // is written in one transaction, so it lands whole or not at all.
+        let statements: Vec<_> = rows
+            .chunks(WRITES_PER_STATEMENT)
+            .map(|chunk| write_rows_statement(kind, target, chunk, upsert))
+            .collect();
+        if let [only] = statements.as_slice() {
+            db::exec(&self.shared.db.conn, only.clone(), OP).await?;
+            return Ok(());
         }
-        q.push(" ON CONFLICT (thread_id, ns, checkpoint_id, task_id, idx) ");
-        q.push(if upsert {
-            "DO UPDATE SET task_path = excluded.task_path, channel = excluded.channel, \
-             type_tag = excluded.type_tag, data = excluded.data"
-        } else {
-            "DO NOTHING"
-        });
-        db::exec(&self.shared.db.conn, q.build(kind), OP).await?;
+        let txn = self.shared.db.begin_write(OP).await?;
+        for stmt in statements {
+            db::exec(&txn, stmt, OP).await?;
+        }
+        txn.commit().await.op(OP)?;
         Ok(())
     }
 
@@ -1470,4 +1453,50 @@ impl CheckpointRepository for SqlCheckpointRepository {
             ),
         })
     }
+}
+
+/// Pending writes per `INSERT` statement: 6 bound values a row stays far below every driver's
+/// bind-parameter limit.
+const WRITES_PER_STATEMENT: usize = 1000;
+
+/// One multi-row `INSERT` of pending writes of `target` (upsert or insert-or-ignore).
+fn write_rows_statement(
+    kind: Kind,
+    target: &CheckpointRef,
+    rows: &[PendingWrite],
+    upsert: bool,
+) -> sea_orm::Statement {
+    let mut q = Sql::new(
+        "INSERT INTO waymark_checkpoint_writes (thread_id, ns, checkpoint_id, task_id, idx, \
+         task_path, channel, type_tag, data) VALUES ",
+    );
+    let t = q.bind(text(target.thread_id.as_str()));
+    let n = q.bind(text(target.namespace.as_str()));
+    let id = q.bind(text(target.checkpoint_id.as_str()));
+    for (i, w) in rows.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push(&format!("({t}, {n}, {id}, "))
+            .val(text(w.task_id.as_str()))
+            .push(", ")
+            .val(int(w.idx))
+            .push(", ")
+            .val(text(w.task_path.clone()))
+            .push(", ")
+            .val(text(w.channel.as_str()))
+            .push(", ")
+            .val(text(w.value.type_tag()))
+            .push(", ")
+            .val(bytes(w.value.bytes().to_vec()))
+            .push(")");
+    }
+    q.push(" ON CONFLICT (thread_id, ns, checkpoint_id, task_id, idx) ");
+    q.push(if upsert {
+        "DO UPDATE SET task_path = excluded.task_path, channel = excluded.channel, \
+         type_tag = excluded.type_tag, data = excluded.data"
+    } else {
+        "DO NOTHING"
+    });
+    q.build(kind)
 }
