@@ -284,7 +284,7 @@ async fn msgpack_bodies_store_and_answer_what_json_does_on_sqlite_files() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("{scheme}://{}", dir.path().join("cp.db").display());
         let backend = backend::open(&url).await.unwrap();
-        let app = spawn_with(backend, ServerConfig::default()).await;
+        let app = spawn_with(backend, ServerConfig::admin()).await;
         msgpack_round_trip_equals_json(&app).await;
         app.shutdown().await;
     }
