@@ -362,13 +362,21 @@ impl ThreadRepository for RowlessGuard {
 
 impl RowlessGuard {
     /// True when the id has no thread row but holds checkpoints.
+    ///
+    /// The row is read again after checkpoints were found: every Waymark writer claims the row
+    /// before it writes, so checkpoints that appeared between the first read and the probe
+    /// (a concurrent first write of the same thread, e.g. a subgraph's put racing its
+    /// parent's) come with a row by then and are not mistaken for a Python process's data.
     async fn rowless_data(&self, id: &ThreadId) -> DomainResult<bool> {
         if self.threads.get(&UserScope::Unscoped, id).await?.is_some() {
             return Ok(false);
         }
         let mut probe = CheckpointQuery::thread(id.clone());
         probe.limit = Some(1);
-        Ok(!self.checkpoints.list(&probe).await?.is_empty())
+        if self.checkpoints.list(&probe).await?.is_empty() {
+            return Ok(false);
+        }
+        Ok(self.threads.get(&UserScope::Unscoped, id).await?.is_none())
     }
 }
 

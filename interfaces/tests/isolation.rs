@@ -1185,6 +1185,23 @@ async fn a_request_without_a_user_fails_unless_admin_mode() {
         .await
         .unwrap();
     assert!(all.is_empty(), "nothing was written");
+    // A refused request says it closes the connection (its body is never read), so a
+    // keep-alive client opens a new one instead of failing on a closed socket.
+    let refused = app
+        .client
+        .post(format!("{}/checkpointer/put", app.base))
+        .json(&cp_body("t", None, "c1", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused
+            .headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
     let too_long = "u".repeat(256);
     let (s, e) = call(&app, Some(&too_long), Method::GET, "/api/v1/threads", None).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONNECTION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -387,6 +387,21 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
+/// Says `Connection: close` on 401 and 403 answers. A refused request's body is never read,
+/// so the server cannot keep the connection for the next request; saying so lets a
+/// keep-alive client open a new one instead of failing its next call on a closed socket.
+async fn close_on_auth_failure(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    if matches!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+    ) {
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let rest_limit = state.config.max_body_bytes;
@@ -408,6 +423,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(envelope_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn(close_on_auth_failure))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_metrics,
