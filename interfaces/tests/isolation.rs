@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{TestApp, spawn_with};
+use support::{TestApp, drop_database, fresh_database, spawn_with};
 use waymark_domain::checkpoint::{Checkpoint, CheckpointMetadata, CheckpointPut};
 use waymark_domain::run_event::NewRunEvent;
 use waymark_domain::{
@@ -1041,58 +1041,6 @@ async fn run_matrix(backend: Backend, label: &str) -> usize {
 }
 
 // -- backends --------------------------------------------------------------------------------
-
-fn postgres_url() -> String {
-    let url = std::env::var("WAYMARK_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    if !url.contains("sslmode=") && url.contains("@127.0.0.1") {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}sslmode=disable")
-    } else {
-        url
-    }
-}
-
-/// A new database on the test server for one test; `None` (with a visible `SKIPPED`) when no
-/// server answers, unless `WAYMARK_REQUIRE_POSTGRES=1`.
-async fn fresh_database(test: &str) -> Option<(String, String)> {
-    use sea_orm::ConnectionTrait;
-    let admin_url = postgres_url();
-    let admin = match sea_orm::Database::connect(&admin_url).await {
-        Ok(c) => c,
-        Err(e) => {
-            if std::env::var("WAYMARK_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
-                panic!("WAYMARK_REQUIRE_POSTGRES=1 but PostgreSQL does not answer: {e}");
-            }
-            println!(
-                "SKIPPED {test}: PostgreSQL unavailable (set WAYMARK_REQUIRE_POSTGRES=1 to fail instead)"
-            );
-            return None;
-        }
-    };
-    let name = format!("waymark_iso_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let _ = admin.close().await;
-    let (base, query) = match admin_url.split_once('?') {
-        Some((b, q)) => (b.to_owned(), format!("?{q}")),
-        None => (admin_url.clone(), String::new()),
-    };
-    let base = &base[..base.rfind('/').expect("a database path")];
-    Some((format!("{base}/{name}{query}"), name))
-}
-
-async fn drop_database(name: &str) {
-    use sea_orm::ConnectionTrait;
-    if let Ok(admin) = sea_orm::Database::connect(&postgres_url()).await {
-        let _ = admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await;
-        let _ = admin.close().await;
-    }
-}
 
 #[tokio::test]
 async fn isolation_memory() {
