@@ -95,15 +95,22 @@ impl Services {
 
     /// Builds every service over `stores` (the server passes timed ones).
     pub fn over(stores: Stores) -> Self {
+        Self::over_with(stores, ChatStreamConfig::default())
+    }
+
+    /// Builds every service over `stores`, with the chat-stream settings of `chat_streams`.
+    ///
+    /// # Panics
+    /// When `chat_streams` is invalid; [`ChatStreamService::new`] says which setting (the
+    /// binary validates its flags before it gets here).
+    pub fn over_with(stores: Stores, chat_streams: ChatStreamConfig) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let codec: Arc<dyn MessageCodec> = Arc::new(LangGraphMessageCodec);
         let chat_streams = Arc::new(
-            ChatStreamService::new(
-                stores.chat_streams.clone(),
-                clock.clone(),
-                ChatStreamConfig::default(),
-            )
-            .expect("the default chat-stream configuration is valid"),
+            ChatStreamService::new(stores.chat_streams.clone(), clock.clone(), chat_streams)
+                .expect(
+                    "the chat-stream configuration was validated before the services were built",
+                ),
         );
         let threads = ThreadManager::from_stores(&stores).with_chat_streams(chat_streams.clone());
         let sessions = SessionManager::from_stores(&stores, threads.clone(), clock.clone());

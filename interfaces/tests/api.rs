@@ -693,6 +693,56 @@ async fn chat_streams_buffer_persist_list_and_delete() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
+/// `serve --chat-streams false` (the server's `chat_streams.enabled`): recording a frame
+/// answers 503 `unavailable` and nothing is buffered or stored.
+#[tokio::test]
+async fn disabled_chat_streams_store_nothing() {
+    let config = ServerConfig {
+        chat_streams: waymark_application::ChatStreamConfig {
+            enabled: false,
+            ..Default::default()
+        },
+        ..ServerConfig::admin()
+    };
+    let backend =
+        Backend::memory_with_clock(std::sync::Arc::new(waymark_domain::clock::SystemClock));
+    let app = spawn_with(backend.clone(), config).await;
+    let p = "/api/v1/messages/streams/t1";
+    for _ in 0..2 {
+        let (s, o) = app
+            .post(p, &json!({"frame": "Hello", "finish_reason": "stop"}))
+            .await;
+        assert_eq!(
+            (s, o["error"]["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")),
+            "{o}"
+        );
+    }
+    let (s, _) = app.get(p).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    let stored = backend
+        .stores
+        .chat_streams
+        .get(
+            &waymark_domain::UserScope::Unscoped,
+            &waymark_domain::ThreadId::parse("t1").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(stored.is_none(), "nothing was stored: {stored:?}");
+    app.shutdown().await;
+    let stored = backend
+        .stores
+        .chat_streams
+        .get(
+            &waymark_domain::UserScope::Unscoped,
+            &waymark_domain::ThreadId::parse("t1").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(stored.is_none(), "nor flushed at shutdown: {stored:?}");
+}
+
 #[tokio::test]
 async fn shutdown_flushes_buffered_frames() {
     let backend =

@@ -252,6 +252,14 @@ pub struct ServeArgs {
     /// The largest checkpointer request body in bytes.
     #[arg(long, default_value_t = 256 * 1024 * 1024)]
     max_checkpoint_body_bytes: usize,
+    /// Chat-stream persistence on or off (off: the chat-stream routes answer 503 and nothing
+    /// is buffered or stored).
+    #[arg(long, env = "WAYMARK_CHAT_STREAMS", default_value_t = true, action = clap::ArgAction::Set)]
+    chat_streams: bool,
+    /// Chat-stream records last appended more than this many days ago are purged by the
+    /// server's housekeeping; 0 keeps them forever.
+    #[arg(long, env = "WAYMARK_CHAT_STREAM_RETENTION_DAYS", default_value_t = 30)]
+    chat_stream_retention_days: u32,
 }
 
 /// The log level when `RUST_LOG` is unset: `warn` for one-shot commands (no migration or
@@ -340,7 +348,19 @@ async fn serve(args: ServeArgs) -> CliResult {
         admin_unscoped: args.admin_unscoped,
         max_body_bytes: args.max_body_bytes,
         max_checkpoint_body_bytes: args.max_checkpoint_body_bytes,
+        chat_streams: waymark_application::ChatStreamConfig {
+            enabled: args.chat_streams,
+            retention_days: args.chat_stream_retention_days,
+            ..Default::default()
+        },
     };
+    // Refuse settings the service would refuse, with its reason, before anything starts.
+    waymark_application::ChatStreamService::new(
+        backend.stores.chat_streams.clone(),
+        std::sync::Arc::new(waymark_domain::clock::SystemClock),
+        config.chat_streams.clone(),
+    )
+    .map_err(|e| CliError::new(format!("invalid chat-stream settings: {e}")))?;
     let state = AppState::new(backend, config);
     state
         .services

@@ -24,6 +24,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::ToSchema;
+use waymark_application::ChatStreamConfig;
 use waymark_domain::{UserId, UserScope};
 
 use crate::backend::Backend;
@@ -63,6 +64,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The largest checkpointer request body in bytes (checkpoints carry base64 payloads).
     pub max_checkpoint_body_bytes: usize,
+    /// Chat-stream persistence: the on/off switch and retention days (spec §5); the other
+    /// settings keep the application's defaults.
+    pub chat_streams: ChatStreamConfig,
 }
 
 impl ServerConfig {
@@ -88,6 +92,7 @@ impl Default for ServerConfig {
             user_tokens: Vec::new(),
             admin_unscoped: false,
             max_body_bytes: 4 * 1024 * 1024,
+            chat_streams: ChatStreamConfig::default(),
             max_checkpoint_body_bytes: 256 * 1024 * 1024,
         }
     }
@@ -122,7 +127,10 @@ impl AppState {
     /// State over an opened backend.
     pub fn new(backend: Backend, config: ServerConfig) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let services = Services::over(timed::timed(&backend.stores, &metrics));
+        let services = Services::over_with(
+            timed::timed(&backend.stores, &metrics),
+            config.chat_streams.clone(),
+        );
         Self(Arc::new(AppInner {
             backend,
             services,
