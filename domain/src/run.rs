@@ -347,6 +347,28 @@ impl Run {
         )
     }
 
+    /// The conflict answered when a start finds the run no longer pending.
+    pub fn not_pending(&self) -> DomainError {
+        DomainError::conflict(
+            "run",
+            format!(
+                "run {} is {}; only a pending run starts",
+                self.run_id, self.status
+            ),
+        )
+    }
+
+    /// The conflict answered when `worker` renews a lease it does not hold.
+    pub fn lease_not_held(&self, worker: &WorkerId) -> DomainError {
+        DomainError::conflict(
+            "run",
+            format!(
+                "worker {worker} does not hold the lease of run {}",
+                self.run_id
+            ),
+        )
+    }
+
     /// True when the lease exists and has lapsed at `now`.
     pub fn lease_expired(&self, now: DateTime<Utc>) -> bool {
         self.lease.as_ref().is_some_and(|l| l.expires_at <= now)

@@ -106,10 +106,7 @@ impl RunRepository for MemoryRunRepository {
         let mut state = self.shared.lock();
         let run = visible_mut(&mut state, scope, thread_id, run_id)?;
         if run.status != RunStatus::Pending {
-            return Err(DomainError::conflict(
-                "run",
-                format!("run {run_id} is {}; only a pending run starts", run.status),
-            ));
+            return Err(run.not_pending());
         }
         run.status = RunStatus::Running;
         run.started_at = Some(now);
@@ -140,12 +137,7 @@ impl RunRepository for MemoryRunRepository {
             Some(lease) if &lease.worker_id == worker => {
                 lease.expires_at = now + ttl.duration();
             }
-            _ => {
-                return Err(DomainError::conflict(
-                    "run",
-                    format!("worker {worker} does not hold the lease of run {run_id}"),
-                ));
-            }
+            _ => return Err(run.lease_not_held(worker)),
         }
         run.updated_at = now;
         Ok(run.clone())

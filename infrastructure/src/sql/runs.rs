@@ -222,11 +222,7 @@ impl RunRepository for SqlRunRepository {
         {
             return Ok(r);
         }
-        let r = self.current(scope, thread_id, run_id).await?;
-        Err(DomainError::conflict(
-            "run",
-            format!("run {run_id} is {}; only a pending run starts", r.status),
-        ))
+        Err(self.current(scope, thread_id, run_id).await?.not_pending())
     }
 
     async fn renew_lease(
@@ -260,10 +256,7 @@ impl RunRepository for SqlRunRepository {
         if r.status != RunStatus::Running {
             return Err(r.not_running("renewing a lease"));
         }
-        Err(DomainError::conflict(
-            "run",
-            format!("worker {worker} does not hold the lease of run {run_id}"),
-        ))
+        Err(r.lease_not_held(worker))
     }
 
     async fn update_progress(
