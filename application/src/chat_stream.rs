@@ -160,6 +160,20 @@ impl std::fmt::Debug for ChatStreamService {
     }
 }
 
+impl ChatStreamConfig {
+    /// Refuses settings the service cannot run with (zero caps, a purge batch out of range).
+    pub fn validate(&self) -> AppResult<()> {
+        if self.max_frames == 0 || self.max_bytes == 0 {
+            return Err(ApplicationError::invalid(
+                "max_frames",
+                "buffer caps must be at least 1",
+            ));
+        }
+        Limit::new(self.purge_batch)?;
+        Ok(())
+    }
+}
+
 impl ChatStreamService {
     /// A service over the record port.
     pub fn new(
@@ -167,13 +181,7 @@ impl ChatStreamService {
         clock: Arc<dyn Clock>,
         config: ChatStreamConfig,
     ) -> AppResult<Self> {
-        if config.max_frames == 0 || config.max_bytes == 0 {
-            return Err(ApplicationError::invalid(
-                "max_frames",
-                "buffer caps must be at least 1",
-            ));
-        }
-        Limit::new(config.purge_batch)?;
+        config.validate()?;
         Ok(Self {
             repo,
             clock,

@@ -355,12 +355,10 @@ async fn serve(args: ServeArgs) -> CliResult {
         },
     };
     // Refuse settings the service would refuse, with its reason, before anything starts.
-    waymark_application::ChatStreamService::new(
-        backend.stores.chat_streams.clone(),
-        std::sync::Arc::new(waymark_domain::clock::SystemClock),
-        config.chat_streams.clone(),
-    )
-    .map_err(|e| CliError::new(format!("invalid chat-stream settings: {e}")))?;
+    config
+        .chat_streams
+        .validate()
+        .map_err(|e| CliError::new(format!("invalid chat-stream settings: {e}")))?;
     let state = AppState::new(backend, config);
     state
         .services
