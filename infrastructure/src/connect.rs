@@ -302,7 +302,7 @@ async fn connect_sqlite(
     }
     opts.map_sqlx_sqlite_opts(move |o| {
         let o = o
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true)
             .create_if_missing(true)
             // Statistics for the planner, gathered when a connection closes (bounded work).
@@ -319,12 +319,46 @@ async fn connect_sqlite(
     let conn = sea_orm::Database::connect(opts)
         .await
         .map_err(|e| SqlError::db("connect", e))?;
-    Ok(SqlBackend::new(
-        conn,
-        Kind::Sqlite,
-        options.clock.clone(),
-        sql_options,
-    ))
+    // A file (not opened read-only) also gets the dedicated connections of the checkpoint hot
+    // path, opened after the pool so the file exists and is in WAL mode.
+    let read_only = url.contains("mode=ro") || url.contains("immutable=");
+    match crate::sql::direct::file_of(&url).filter(|_| !in_memory && !read_only) {
+        Some(path) => {
+            let direct =
+                crate::sql::direct::DirectSqlite::open(&crate::sql::direct::DirectSettings {
+                    path,
+                    synchronous: synchronous_pragma(synchronous),
+                    busy_timeout: SQLITE_BUSY_TIMEOUT,
+                })?;
+            Ok(SqlBackend::with_direct(
+                conn,
+                options.clock.clone(),
+                sql_options,
+                direct,
+            ))
+        }
+        None => Ok(SqlBackend::new(
+            conn,
+            Kind::Sqlite,
+            options.clock.clone(),
+            sql_options,
+        )),
+    }
+}
+
+/// How long a SQLite statement waits for another connection's lock before failing.
+#[cfg(feature = "sqlite")]
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(feature = "sqlite")]
+fn synchronous_pragma(s: sea_orm::sqlx::sqlite::SqliteSynchronous) -> &'static str {
+    use sea_orm::sqlx::sqlite::SqliteSynchronous as Sync;
+    match s {
+        Sync::Off => "OFF",
+        Sync::Normal => "NORMAL",
+        Sync::Full => "FULL",
+        Sync::Extra => "EXTRA",
+    }
 }
 
 #[cfg(feature = "postgres")]

@@ -14,6 +14,7 @@
 
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, QueryResult, Statement,
@@ -154,56 +155,111 @@ impl Db {
     }
 }
 
+/// What the store code runs statements on: any SeaORM connection or transaction (the pool),
+/// or, on a SQLite file, a dedicated connection executing synchronously (`direct`).
+#[async_trait]
+pub trait Exec: Sync {
+    /// Runs a query and returns every row.
+    async fn all_rows(&self, stmt: Statement, op: &'static str) -> SqlResult<Vec<Record>>;
+    /// Runs a query and returns the first row, if any.
+    async fn one_row(&self, stmt: Statement, op: &'static str) -> SqlResult<Option<Record>>;
+    /// Executes a statement and returns the number of affected rows.
+    async fn exec_stmt(&self, stmt: Statement, op: &'static str) -> SqlResult<u64>;
+}
+
+#[async_trait]
+impl<C: ConnectionTrait> Exec for C {
+    async fn all_rows(&self, stmt: Statement, op: &'static str) -> SqlResult<Vec<Record>> {
+        let rows = self.query_all_raw(stmt).await.op(op)?;
+        Ok(rows.into_iter().map(Record::Pool).collect())
+    }
+
+    async fn one_row(&self, stmt: Statement, op: &'static str) -> SqlResult<Option<Record>> {
+        Ok(self.query_one_raw(stmt).await.op(op)?.map(Record::Pool))
+    }
+
+    async fn exec_stmt(&self, stmt: Statement, op: &'static str) -> SqlResult<u64> {
+        Ok(self.execute_raw(stmt).await.op(op)?.rows_affected())
+    }
+}
+
+/// One result row, from the pool or from a direct SQLite connection.
+pub enum Record {
+    /// A row read through SeaORM.
+    Pool(QueryResult),
+    /// A row read by a direct SQLite connection.
+    #[cfg(feature = "sqlite")]
+    Direct(super::direct::DirectRow),
+}
+
 /// Runs a query and returns every row.
-pub async fn all<C: ConnectionTrait>(
+pub async fn all<C: Exec + ?Sized>(
     c: &C,
     stmt: Statement,
     op: &'static str,
-) -> SqlResult<Vec<QueryResult>> {
-    c.query_all_raw(stmt).await.op(op)
+) -> SqlResult<Vec<Record>> {
+    c.all_rows(stmt, op).await
 }
 
 /// Runs a query and returns the first row, if any.
-pub async fn one<C: ConnectionTrait>(
+pub async fn one<C: Exec + ?Sized>(
     c: &C,
     stmt: Statement,
     op: &'static str,
-) -> SqlResult<Option<QueryResult>> {
-    c.query_one_raw(stmt).await.op(op)
+) -> SqlResult<Option<Record>> {
+    c.one_row(stmt, op).await
 }
 
 /// Executes a statement and returns the number of affected rows.
-pub async fn exec<C: ConnectionTrait>(c: &C, stmt: Statement, op: &'static str) -> SqlResult<u64> {
-    Ok(c.execute_raw(stmt).await.op(op)?.rows_affected())
+pub async fn exec<C: Exec + ?Sized>(c: &C, stmt: Statement, op: &'static str) -> SqlResult<u64> {
+    c.exec_stmt(stmt, op).await
 }
 
 /// Typed access to the columns of one result row.
 pub struct Row<'a> {
-    r: &'a QueryResult,
+    r: &'a Record,
     kind: Kind,
     op: &'static str,
 }
 
+/// Dispatches a typed read to the row's origin: SeaORM's decoding or the direct row's own.
+macro_rules! by_origin {
+    ($self:ident, $col:ident, $direct:ident) => {
+        match $self.r {
+            Record::Pool(_) => $self.get($col),
+            #[cfg(feature = "sqlite")]
+            Record::Direct(d) => d.$direct($col, $self.op),
+        }
+    };
+}
+
 impl<'a> Row<'a> {
     /// Wraps a row read by `op`.
-    pub fn new(r: &'a QueryResult, kind: Kind, op: &'static str) -> Self {
+    pub fn new(r: &'a Record, kind: Kind, op: &'static str) -> Self {
         Self { r, kind, op }
     }
 
     fn get<T: sea_orm::TryGetable>(&self, col: &str) -> SqlResult<T> {
-        self.r
-            .try_get::<T>("", col)
-            .map_err(|e| SqlError::corrupt(self.op, format!("column {col}: {e}")))
+        match self.r {
+            Record::Pool(r) => r
+                .try_get::<T>("", col)
+                .map_err(|e| SqlError::corrupt(self.op, format!("column {col}: {e}"))),
+            #[cfg(feature = "sqlite")]
+            Record::Direct(_) => Err(SqlError::corrupt(
+                self.op,
+                format!("column {col}: a direct SQLite row has no PostgreSQL types"),
+            )),
+        }
     }
 
     /// A text column.
     pub fn text(&self, col: &str) -> SqlResult<String> {
-        self.get(col)
+        by_origin!(self, col, text)
     }
 
     /// A nullable text column.
     pub fn opt_text(&self, col: &str) -> SqlResult<Option<String>> {
-        self.get(col)
+        by_origin!(self, col, opt_text)
     }
 
     /// A text column parsed into a validated id.
@@ -226,12 +282,12 @@ impl<'a> Row<'a> {
 
     /// A 64-bit integer column.
     pub fn i64(&self, col: &str) -> SqlResult<i64> {
-        self.get(col)
+        by_origin!(self, col, i64)
     }
 
     /// A nullable 64-bit integer column.
     pub fn opt_i64(&self, col: &str) -> SqlResult<Option<i64>> {
-        self.get(col)
+        by_origin!(self, col, opt_i64)
     }
 
     /// A non-negative integer column as `u64`.
@@ -240,14 +296,18 @@ impl<'a> Row<'a> {
         u64::try_from(v).map_err(|_| SqlError::corrupt(self.op, format!("column {col} is {v}")))
     }
 
-    /// A boolean column.
+    /// A boolean column (an integer on SQLite, read as such so every SQLite connection type
+    /// decodes it alike).
     pub fn bool(&self, col: &str) -> SqlResult<bool> {
-        self.get(col)
+        match self.kind {
+            Kind::Postgres => self.get(col),
+            Kind::Sqlite => Ok(self.i64(col)? != 0),
+        }
     }
 
     /// A byte-string column.
     pub fn bytes(&self, col: &str) -> SqlResult<Vec<u8>> {
-        self.get(col)
+        by_origin!(self, col, bytes)
     }
 
     /// A timestamp column, always UTC.

@@ -48,6 +48,8 @@ mod branches;
 mod chat_streams;
 mod checkpoints;
 mod convert;
+#[cfg(feature = "sqlite")]
+pub(crate) mod direct;
 mod feedback;
 mod fence;
 mod items;
@@ -92,6 +94,10 @@ pub(crate) struct Shared {
     pub(crate) fences: fence::Fences,
     /// Recently written channel payloads, the bases of append deltas.
     pub(crate) payload_cache: checkpoints::PayloadCache,
+    /// A SQLite file's dedicated connections for the checkpoint hot path (`None` on
+    /// PostgreSQL and for in-memory SQLite, which only the pool's one connection can see).
+    #[cfg(feature = "sqlite")]
+    pub(crate) direct: Option<direct::DirectSqlite>,
 }
 
 impl Shared {
@@ -135,6 +141,31 @@ impl SqlBackend {
                 options,
                 fences: fence::Fences::default(),
                 payload_cache: checkpoints::PayloadCache::default(),
+                #[cfg(feature = "sqlite")]
+                direct: None,
+            }),
+        }
+    }
+
+    /// Wraps an open SQLite pool whose file also gets dedicated connections (`direct`).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn with_direct(
+        conn: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        options: SqlOptions,
+        direct: direct::DirectSqlite,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                db: db::Db {
+                    conn,
+                    kind: Kind::Sqlite,
+                },
+                clock,
+                options,
+                fences: fence::Fences::default(),
+                payload_cache: checkpoints::PayloadCache::default(),
+                direct: Some(direct),
             }),
         }
     }

@@ -31,7 +31,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sea_orm::ConnectionTrait;
 use waymark_domain::checkpoint::{
     CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef, CheckpointRepository,
     CheckpointSummary, CheckpointTuple, PendingWrite, PruneStrategy, TypedValue, WriteBatch,
@@ -45,7 +44,9 @@ use waymark_domain::{
 pub(crate) use payload::PayloadCache;
 
 use super::Shared;
-use super::db::{self, Kind, Row, Sql, bytes, int, opt_text, text};
+use super::db::{self, Exec, Kind, Row, Sql, bytes, int, opt_text, text};
+#[cfg(feature = "sqlite")]
+use super::direct;
 use super::error::{DbResultExt, SqlError, SqlResult};
 use waymark_domain::json::{check_no_nul, object_contains};
 
@@ -118,7 +119,7 @@ fn in_list<'a>(q: &mut Sql, values: impl IntoIterator<Item = &'a str>) {
 }
 
 /// Deletes every checkpoint, write and payload of the thread in the caller's transaction.
-pub(crate) async fn delete_thread_checkpoints<C: ConnectionTrait>(
+pub(crate) async fn delete_thread_checkpoints<C: Exec>(
     c: &C,
     kind: Kind,
     thread_id: &ThreadId,
@@ -215,7 +216,7 @@ impl SqlCheckpointRepository {
     }
 
     /// Fetches the payload rows for `keys` of one namespace and every delta base they need.
-    async fn fetch_payloads<C: ConnectionTrait>(
+    async fn fetch_payloads<C: Exec>(
         &self,
         c: &C,
         thread_id: &ThreadId,
@@ -236,7 +237,7 @@ impl SqlCheckpointRepository {
     /// primary-key probe per delta: `CROSS JOIN` makes SQLite keep the keys as the outer loop
     /// (left to itself, the planner of the bundled SQLite scanned the payload table once per
     /// delta, a cost growing with the thread). The bytes are joined once at the end.
-    async fn fetch_payloads_guarded<C: ConnectionTrait>(
+    async fn fetch_payloads_guarded<C: Exec>(
         &self,
         c: &C,
         thread_id: &ThreadId,
@@ -275,7 +276,7 @@ impl SqlCheckpointRepository {
     }
 
     /// Pending writes of the given checkpoints of one namespace, by checkpoint id.
-    async fn fetch_writes<C: ConnectionTrait>(
+    async fn fetch_writes<C: Exec>(
         &self,
         c: &C,
         thread_id: &ThreadId,
@@ -315,7 +316,7 @@ impl SqlCheckpointRepository {
     }
 
     /// Turns rows (in their final order) into tuples with writes and payloads.
-    async fn assemble<C: ConnectionTrait>(
+    async fn assemble<C: Exec>(
         &self,
         c: &C,
         rows: Vec<CpRow>,
@@ -376,15 +377,15 @@ impl SqlCheckpointRepository {
     /// statement still sees the same row, the payloads it returns are the row's, and the
     /// result is what one snapshot would have read. `Ok(None)` means a concurrent write or
     /// delete changed the row in between (the caller reads again in a transaction).
-    async fn get_tuple_fast(
+    async fn get_tuple_fast<C: Exec>(
         &self,
+        conn: &C,
         thread_id: &ThreadId,
         namespace: &CheckpointNamespace,
         checkpoint_id: Option<&CheckpointId>,
     ) -> SqlResult<Option<Option<CheckpointTuple>>> {
         const OP: &str = "checkpoints.get_tuple";
         let kind = self.kind();
-        let conn = &self.shared.db.conn;
         let mut q = Sql::new(
             "SELECT c.thread_id, c.ns, c.checkpoint_id, c.parent_id, c.metadata, c.body, \
              w.task_id AS w_task_id, w.idx AS w_idx, w.task_path AS w_task_path, \
@@ -461,6 +462,44 @@ impl SqlCheckpointRepository {
         })))
     }
 
+    /// The requested or latest checkpoint read through `c`; inside a snapshot, the fast path
+    /// cannot see a concurrent change, and if it does the slower path reads the row again.
+    async fn get_tuple_in<C: Exec>(
+        &self,
+        c: &C,
+        thread_id: &ThreadId,
+        namespace: &CheckpointNamespace,
+        checkpoint_id: Option<CheckpointId>,
+    ) -> SqlResult<Option<CheckpointTuple>> {
+        const OP: &str = "checkpoints.get_tuple";
+        if let Some(found) = self
+            .get_tuple_fast(c, thread_id, namespace, checkpoint_id.as_ref())
+            .await?
+        {
+            return Ok(found);
+        }
+        let kind = self.kind();
+        let mut q = Sql::new(&format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM waymark_checkpoints WHERE thread_id = "
+        ));
+        q.val(text(thread_id.as_str()))
+            .push(" AND ns = ")
+            .val(text(namespace.as_str()));
+        match &checkpoint_id {
+            Some(id) => {
+                q.push(" AND checkpoint_id = ").val(text(id.as_str()));
+            }
+            None => {
+                q.push(" ORDER BY checkpoint_id DESC LIMIT 1");
+            }
+        }
+        let Some(row) = db::one(c, q.build(kind), OP).await? else {
+            return Ok(None);
+        };
+        let row = cp_row(&Row::new(&row, kind, OP))?;
+        Ok(self.assemble(c, vec![row], OP).await?.pop())
+    }
+
     /// Writes one put inside the caller's write transaction, in two statements when nothing
     /// unusual happens: one multi-row `INSERT` of the payloads that are new to this process
     /// (an append delta guarded by its base's existence, snapshots otherwise) and the
@@ -468,7 +507,7 @@ impl SqlCheckpointRepository {
     /// this process wrote them already. A failed guard (a base or a skipped payload deleted
     /// by someone else meanwhile) falls back to writing whole values. Cache entries to record
     /// after commit go to `cache_updates`.
-    async fn write_put<C: ConnectionTrait>(
+    async fn write_put<C: Exec>(
         &self,
         c: &C,
         put: &CheckpointPut,
@@ -569,7 +608,7 @@ impl SqlCheckpointRepository {
 
     /// Inserts payloads of one put (insert-or-ignore, deltas only over an existing base) in
     /// one statement per chunk; returns the keys actually inserted.
-    async fn insert_payloads<C: ConnectionTrait>(
+    async fn insert_payloads<C: Exec>(
         &self,
         c: &C,
         put: &CheckpointPut,
@@ -629,7 +668,7 @@ impl SqlCheckpointRepository {
 
     /// Upserts the checkpoint row, only if every payload in `must_exist` is stored; returns
     /// whether the row was written.
-    async fn upsert_checkpoint<C: ConnectionTrait>(
+    async fn upsert_checkpoint<C: Exec>(
         &self,
         c: &C,
         put: &CheckpointPut,
@@ -687,7 +726,7 @@ impl SqlCheckpointRepository {
 
     /// Deletes payloads of one namespace that no remaining checkpoint references, keeping the
     /// bases of referenced deltas.
-    async fn collect_payloads<C: ConnectionTrait>(
+    async fn collect_payloads<C: Exec>(
         &self,
         c: &C,
         thread_id: &ThreadId,
@@ -773,7 +812,7 @@ impl SqlCheckpointRepository {
 
     /// Deletes the given checkpoints of one namespace and their writes; returns how many
     /// checkpoints existed.
-    async fn remove_checkpoints<C: ConnectionTrait>(
+    async fn remove_checkpoints<C: Exec>(
         &self,
         c: &C,
         thread_id: &ThreadId,
@@ -801,7 +840,7 @@ impl SqlCheckpointRepository {
     }
 
     /// `prune(KeepLatest)` of one thread (spec §4.9, the in-memory store's algorithm).
-    async fn keep_latest<C: ConnectionTrait>(
+    async fn keep_latest<C: Exec>(
         &self,
         c: &C,
         thread_id: &ThreadId,
@@ -1094,6 +1133,34 @@ impl CheckpointRepository for SqlCheckpointRepository {
         if puts.is_empty() {
             return Ok(Vec::new());
         }
+        let refs: Vec<CheckpointRef> = puts
+            .iter()
+            .map(|p| CheckpointRef {
+                thread_id: p.thread_id.clone(),
+                namespace: p.namespace.clone(),
+                checkpoint_id: p.checkpoint.id.clone(),
+            })
+            .collect();
+        #[cfg(feature = "sqlite")]
+        if let Some(direct) = &self.shared.direct {
+            // The whole transaction is one closure on the writer's connection.
+            let repo = Self::new(self.shared.clone());
+            let cache_updates = direct
+                .write(OP, move |c| {
+                    direct::complete(async {
+                        let mut cache_updates = Vec::new();
+                        for put in &puts {
+                            repo.write_put(c, put, &mut cache_updates, OP).await?;
+                        }
+                        Ok(cache_updates)
+                    })
+                })
+                .await?;
+            for (key, entry) in cache_updates {
+                self.shared.payload_cache.put(key, entry);
+            }
+            return Ok(refs);
+        }
         let txn = self.shared.db.begin_write(OP).await?;
         let mut cache_updates = Vec::new();
         for put in &puts {
@@ -1103,14 +1170,7 @@ impl CheckpointRepository for SqlCheckpointRepository {
         for (key, entry) in cache_updates {
             self.shared.payload_cache.put(key, entry);
         }
-        Ok(puts
-            .iter()
-            .map(|p| CheckpointRef {
-                thread_id: p.thread_id.clone(),
-                namespace: p.namespace.clone(),
-                checkpoint_id: p.checkpoint.id.clone(),
-            })
-            .collect())
+        Ok(refs)
     }
 
     async fn put_writes(&self, batch: WriteBatch) -> DomainResult<()> {
@@ -1130,6 +1190,19 @@ impl CheckpointRepository for SqlCheckpointRepository {
             .chunks(WRITES_PER_STATEMENT)
             .map(|chunk| write_rows_statement(kind, target, chunk, upsert))
             .collect();
+        #[cfg(feature = "sqlite")]
+        if let Some(direct) = &self.shared.direct {
+            return Ok(direct
+                .write(OP, move |c| {
+                    direct::complete(async {
+                        for stmt in statements {
+                            db::exec(c, stmt, OP).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await?);
+        }
         if let [only] = statements.as_slice() {
             db::exec(&self.shared.db.conn, only.clone(), OP).await?;
             return Ok(());
@@ -1149,36 +1222,35 @@ impl CheckpointRepository for SqlCheckpointRepository {
         checkpoint_id: Option<CheckpointId>,
     ) -> DomainResult<Option<CheckpointTuple>> {
         const OP: &str = "checkpoints.get_tuple";
-        let kind = self.kind();
-        let mut q = Sql::new(&format!(
-            "SELECT {CHECKPOINT_COLUMNS} FROM waymark_checkpoints WHERE thread_id = "
-        ));
-        q.val(text(thread_id.as_str()))
-            .push(" AND ns = ")
-            .val(text(namespace.as_str()));
-        match &checkpoint_id {
-            Some(id) => {
-                q.push(" AND checkpoint_id = ").val(text(id.as_str()));
-            }
-            None => {
-                q.push(" ORDER BY checkpoint_id DESC LIMIT 1");
-            }
+        #[cfg(feature = "sqlite")]
+        if let Some(direct) = &self.shared.direct {
+            // One closure on a reader's connection, inside one snapshot.
+            let repo = Self::new(self.shared.clone());
+            let (thread_id, namespace) = (thread_id.clone(), namespace.clone());
+            return Ok(direct
+                .read(OP, move |c| {
+                    direct::complete(repo.get_tuple_in(c, &thread_id, &namespace, checkpoint_id))
+                })
+                .await?);
         }
         if let Some(found) = self
-            .get_tuple_fast(thread_id, namespace, checkpoint_id.as_ref())
+            .get_tuple_fast(
+                &self.shared.db.conn,
+                thread_id,
+                namespace,
+                checkpoint_id.as_ref(),
+            )
             .await?
         {
             return Ok(found);
         }
         // A delete raced the fast path: read again in one snapshot.
         let txn = self.shared.db.begin_read(OP).await?;
-        let Some(row) = db::one(&txn, q.build(kind), OP).await? else {
-            return Ok(None);
-        };
-        let row = cp_row(&Row::new(&row, kind, OP))?;
-        let mut tuples = self.assemble(&txn, vec![row], OP).await?;
+        let found = self
+            .get_tuple_in(&txn, thread_id, namespace, checkpoint_id)
+            .await?;
         txn.commit().await.op(OP)?;
-        Ok(tuples.pop())
+        Ok(found)
     }
 
     async fn list(&self, query: &CheckpointQuery) -> DomainResult<Vec<CheckpointTuple>> {

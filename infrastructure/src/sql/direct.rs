@@ -1,0 +1,482 @@
+//! SQLite operations as one blocking closure on a dedicated connection.
+//!
+//! sqlx runs every SQLite statement on a worker thread and hands each one over through a
+//! channel, so an operation of five statements pays five thread hand-offs (about 23 context
+//! switches per put were measured, most of its CPU in the kernel). Here an operation is sent
+//! once, as a closure, to a thread that owns its own `rusqlite` connection to the same file,
+//! and every statement of it runs there back to back; the caller awaits one answer.
+//!
+//! The stores keep one implementation: the closure receives a [`DirectConn`], which
+//! implements the stores' statement port ([`Exec`]) by executing each statement synchronously,
+//! so the same generic query code (`C: Exec`) runs on the pool and here. Its futures never
+//! wait on anything, and [`complete`] polls them to the end on the connection's thread.
+//!
+//! One writer thread takes every write, in arrival order (no two of this process's writers
+//! ever contend for SQLite's lock, so none sleeps in the busy handler); reader threads share
+//! the reads. Other processes and the sqlx pool (used by the other stores and migrations)
+//! still meet this connection at SQLite's file lock, with the same busy timeout.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use sea_orm::{Statement, Value};
+
+use super::db::{Exec, Record};
+use super::error::{DbFailure, SqlError, SqlResult};
+
+/// How many reader threads (each with its own connection) serve reads.
+const READERS: usize = 2;
+
+/// Prepared statements kept per connection (multi-row inserts have one text per row count).
+const STATEMENT_CACHE: usize = 128;
+
+/// A job: runs on a connection thread with that thread's connection.
+type Job = Box<dyn FnOnce(&Mutex<Connection>) + Send>;
+
+/// The settings every direct connection opens with (those of the sqlx pool).
+#[derive(Debug, Clone)]
+pub(crate) struct DirectSettings {
+    /// The database file.
+    pub path: PathBuf,
+    /// `PRAGMA synchronous` as SQLite spells it (`OFF`, `NORMAL`, `FULL`, `EXTRA`).
+    pub synchronous: &'static str,
+    /// How long a statement waits for another connection's lock.
+    pub busy_timeout: Duration,
+}
+
+/// The connection threads of one SQLite file.
+pub(crate) struct DirectSqlite {
+    writer: flume::Sender<Job>,
+    readers: flume::Sender<Job>,
+}
+
+impl std::fmt::Debug for DirectSqlite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectSqlite").finish_non_exhaustive()
+    }
+}
+
+impl DirectSqlite {
+    /// Opens the writer's and the readers' connections, each on its own thread. Fails if any
+    /// connection cannot be opened or configured.
+    pub(crate) fn open(settings: &DirectSettings) -> SqlResult<Self> {
+        let (writer, writer_jobs) = flume::unbounded::<Job>();
+        let (readers, reader_jobs) = flume::unbounded::<Job>();
+        spawn_connection_thread(
+            "waymark-sqlite-writer",
+            open_connection(settings)?,
+            writer_jobs,
+        )?;
+        for i in 0..READERS {
+            spawn_connection_thread(
+                &format!("waymark-sqlite-reader-{i}"),
+                open_connection(settings)?,
+                reader_jobs.clone(),
+            )?;
+        }
+        Ok(Self { writer, readers })
+    }
+
+    /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`) on the writer's connection:
+    /// committed if it returns `Ok`, rolled back otherwise.
+    pub(crate) async fn write<T, F>(&self, op: &'static str, work: F) -> SqlResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&DirectConn<'_>) -> SqlResult<T> + Send + 'static,
+    {
+        self.run(&self.writer, op, "BEGIN IMMEDIATE", work).await
+    }
+
+    /// Runs `work` in one read transaction (a consistent snapshot) on a reader's connection.
+    pub(crate) async fn read<T, F>(&self, op: &'static str, work: F) -> SqlResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&DirectConn<'_>) -> SqlResult<T> + Send + 'static,
+    {
+        self.run(&self.readers, op, "BEGIN", work).await
+    }
+
+    async fn run<T, F>(
+        &self,
+        lane: &flume::Sender<Job>,
+        op: &'static str,
+        begin: &'static str,
+        work: F,
+    ) -> SqlResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&DirectConn<'_>) -> SqlResult<T> + Send + 'static,
+    {
+        let (reply, answer) = flume::bounded::<SqlResult<T>>(1);
+        let job: Job = Box::new(move |conn| {
+            let direct = DirectConn { conn };
+            let result = in_transaction(&direct, op, begin, work);
+            // The caller may have gone (its request was dropped): nothing to tell then.
+            let _ = reply.send(result);
+        });
+        lane.send(job).map_err(|_| stopped(op))?;
+        answer.recv_async().await.map_err(|_| stopped(op))?
+    }
+}
+
+fn stopped(op: &'static str) -> SqlError {
+    SqlError::Db {
+        operation: op,
+        failure: DbFailure::Other,
+        message: "the SQLite connection thread stopped".to_owned(),
+    }
+}
+
+/// `begin`, `work`, then `COMMIT`; `ROLLBACK` if anything failed.
+fn in_transaction<T>(
+    conn: &DirectConn<'_>,
+    op: &'static str,
+    begin: &str,
+    work: impl FnOnce(&DirectConn<'_>) -> SqlResult<T>,
+) -> SqlResult<T> {
+    conn.batch(begin, op)?;
+    match work(conn) {
+        Ok(value) => match conn.batch("COMMIT", op) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = conn.batch("ROLLBACK", op);
+                Err(e)
+            }
+        },
+        Err(e) => {
+            // Rolling back a transaction SQLite already ended is harmless.
+            let _ = conn.batch("ROLLBACK", op);
+            Err(e)
+        }
+    }
+}
+
+fn open_connection(settings: &DirectSettings) -> SqlResult<Connection> {
+    let fail = |e: rusqlite::Error| {
+        SqlError::Config(format!(
+            "cannot open {} for direct SQLite access: {e}",
+            settings.path.display()
+        ))
+    };
+    let conn = Connection::open_with_flags(
+        &settings.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(fail)?;
+    conn.busy_timeout(settings.busy_timeout).map_err(fail)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+        settings.synchronous
+    ))
+    .map_err(fail)?;
+    Ok(conn)
+}
+
+fn spawn_connection_thread(
+    name: &str,
+    conn: Connection,
+    jobs: flume::Receiver<Job>,
+) -> SqlResult<()> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let conn = Mutex::new(conn);
+            // Ends when every sender is gone (the backend was dropped).
+            while let Ok(job) = jobs.recv() {
+                job(&conn);
+            }
+        })
+        .map(drop)
+        .map_err(|e| SqlError::Config(format!("cannot start a SQLite connection thread: {e}")))
+}
+
+/// Polls a future that never waits (all its I/O is a [`DirectConn`]'s synchronous statements)
+/// to its end on the current thread. Should one ever be pending, it is polled again after
+/// yielding the thread, so the answer is late rather than lost.
+pub(crate) fn complete<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// One connection thread's connection, as the stores' statement port: each statement runs
+/// synchronously when its future is first polled.
+pub(crate) struct DirectConn<'a> {
+    // A mutex only to make the connection `Sync` (the port's futures must be `Send`); it is
+    // used by its own thread alone, so the lock is never contended.
+    conn: &'a Mutex<Connection>,
+}
+
+impl DirectConn<'_> {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&conn)
+    }
+
+    fn batch(&self, sql: &str, op: &'static str) -> SqlResult<()> {
+        self.with(|c| c.execute_batch(sql).map_err(|e| driver_error(op, e)))
+    }
+
+    /// Runs `stmt`, handing each row to `row`; returns the number of rows changed.
+    fn run(
+        &self,
+        stmt: &Statement,
+        op: &'static str,
+        mut row: impl FnMut(DirectRow),
+    ) -> SqlResult<u64> {
+        self.with(|c| {
+            let fail = |e| driver_error(op, e);
+            let mut prepared = c.prepare_cached(&stmt.sql).map_err(fail)?;
+            bind(&mut prepared, stmt, op)?;
+            let names: Arc<[String]> = prepared
+                .column_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            let width = names.len();
+            let mut rows = prepared.raw_query();
+            while let Some(r) = rows.next().map_err(fail)? {
+                let mut values = Vec::with_capacity(width);
+                for i in 0..width {
+                    values.push(owned_value(r.get_ref(i).map_err(fail)?, op)?);
+                }
+                row(DirectRow {
+                    names: names.clone(),
+                    values,
+                });
+            }
+            drop(rows);
+            Ok(c.changes())
+        })
+    }
+}
+
+#[async_trait]
+impl Exec for DirectConn<'_> {
+    async fn all_rows(&self, stmt: Statement, op: &'static str) -> SqlResult<Vec<Record>> {
+        let mut rows = Vec::new();
+        self.run(&stmt, op, |r| rows.push(Record::Direct(r)))?;
+        Ok(rows)
+    }
+
+    async fn one_row(&self, stmt: Statement, op: &'static str) -> SqlResult<Option<Record>> {
+        let mut first = None;
+        self.run(&stmt, op, |r| {
+            if first.is_none() {
+                first = Some(Record::Direct(r));
+            }
+        })?;
+        Ok(first)
+    }
+
+    async fn exec_stmt(&self, stmt: Statement, op: &'static str) -> SqlResult<u64> {
+        // Rows a statement returns (`RETURNING`) are read and dropped, as the pool does.
+        self.run(&stmt, op, drop)
+    }
+}
+
+/// A row read by a direct connection: its column names and values.
+pub(crate) struct DirectRow {
+    names: Arc<[String]>,
+    values: Vec<SqliteValue>,
+}
+
+impl DirectRow {
+    fn value(&self, col: &str, op: &'static str) -> SqlResult<&SqliteValue> {
+        self.names
+            .iter()
+            .position(|n| n == col)
+            .map(|i| &self.values[i])
+            .ok_or_else(|| SqlError::corrupt(op, format!("no column {col}")))
+    }
+
+    fn wrong(col: &str, op: &'static str, want: &str, got: &SqliteValue) -> SqlError {
+        SqlError::corrupt(
+            op,
+            format!("column {col}: expected {want}, found {:?}", got.data_type()),
+        )
+    }
+
+    pub(crate) fn opt_text(&self, col: &str, op: &'static str) -> SqlResult<Option<String>> {
+        match self.value(col, op)? {
+            SqliteValue::Null => Ok(None),
+            SqliteValue::Text(t) => Ok(Some(t.clone())),
+            other => Err(Self::wrong(col, op, "text", other)),
+        }
+    }
+
+    pub(crate) fn text(&self, col: &str, op: &'static str) -> SqlResult<String> {
+        self.opt_text(col, op)?
+            .ok_or_else(|| SqlError::corrupt(op, format!("column {col} is NULL")))
+    }
+
+    pub(crate) fn opt_i64(&self, col: &str, op: &'static str) -> SqlResult<Option<i64>> {
+        match self.value(col, op)? {
+            SqliteValue::Null => Ok(None),
+            SqliteValue::Integer(i) => Ok(Some(*i)),
+            other => Err(Self::wrong(col, op, "an integer", other)),
+        }
+    }
+
+    pub(crate) fn i64(&self, col: &str, op: &'static str) -> SqlResult<i64> {
+        self.opt_i64(col, op)?
+            .ok_or_else(|| SqlError::corrupt(op, format!("column {col} is NULL")))
+    }
+
+    pub(crate) fn bytes(&self, col: &str, op: &'static str) -> SqlResult<Vec<u8>> {
+        match self.value(col, op)? {
+            SqliteValue::Blob(b) => Ok(b.clone()),
+            // SQLite stores a zero-length blob bound from Rust as a blob; text is accepted as
+            // its bytes, as sqlx's decoding does.
+            SqliteValue::Text(t) => Ok(t.clone().into_bytes()),
+            other => Err(Self::wrong(col, op, "a blob", other)),
+        }
+    }
+}
+
+/// A column's value, copied out of SQLite's buffer.
+fn owned_value(v: ValueRef<'_>, op: &'static str) -> SqlResult<SqliteValue> {
+    Ok(match v {
+        ValueRef::Null => SqliteValue::Null,
+        ValueRef::Integer(i) => SqliteValue::Integer(i),
+        ValueRef::Real(f) => SqliteValue::Real(f),
+        ValueRef::Text(t) => SqliteValue::Text(
+            String::from_utf8(t.to_vec())
+                .map_err(|e| SqlError::corrupt(op, format!("text column: {e}")))?,
+        ),
+        ValueRef::Blob(b) => SqliteValue::Blob(b.to_vec()),
+    })
+}
+
+/// Binds the statement's values: `$N`/`?N` parameters by their number (as sqlx does), plain
+/// `?` in order.
+fn bind(
+    prepared: &mut rusqlite::CachedStatement<'_>,
+    stmt: &Statement,
+    op: &'static str,
+) -> SqlResult<()> {
+    let values: &[Value] = stmt.values.as_ref().map(|v| v.0.as_slice()).unwrap_or(&[]);
+    let mut next = 0usize;
+    for index in 1..=prepared.parameter_count() {
+        let position = match prepared.parameter_name(index) {
+            Some(name) => match name.get(1..).and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) if n >= 1 => n - 1,
+                _ => return Err(internal(op, format!("unsupported SQL parameter {name}"))),
+            },
+            None => {
+                next += 1;
+                next - 1
+            }
+        };
+        let value = values.get(position).ok_or_else(|| {
+            internal(
+                op,
+                format!(
+                    "SQL parameter {index} has no value ({} given)",
+                    values.len()
+                ),
+            )
+        })?;
+        prepared
+            .raw_bind_parameter(index, sqlite_value(value, op)?)
+            .map_err(|e| driver_error(op, e))?;
+    }
+    Ok(())
+}
+
+/// A SeaORM value as SQLite stores it (as sqlx's SQLite driver encodes the same value).
+fn sqlite_value<'v>(v: &'v Value, op: &'static str) -> SqlResult<ToSqlOutput<'v>> {
+    use SqliteValue as S;
+    let owned = |v: S| Ok(ToSqlOutput::Owned(v));
+    let int = |i: Option<i64>| owned(i.map_or(S::Null, S::Integer));
+    match v {
+        Value::Bool(b) => int(b.map(i64::from)),
+        Value::TinyInt(i) => int(i.map(i64::from)),
+        Value::SmallInt(i) => int(i.map(i64::from)),
+        Value::Int(i) => int(i.map(i64::from)),
+        Value::BigInt(i) => int(*i),
+        Value::TinyUnsigned(i) => int(i.map(i64::from)),
+        Value::SmallUnsigned(i) => int(i.map(i64::from)),
+        Value::Unsigned(i) => int(i.map(i64::from)),
+        Value::BigUnsigned(i) => match i {
+            None => owned(S::Null),
+            Some(u) => i64::try_from(*u)
+                .map(|i| ToSqlOutput::Owned(S::Integer(i)))
+                .map_err(|_| internal(op, format!("integer {u} does not fit SQLite's 64 bits"))),
+        },
+        Value::Float(f) => owned(f.map_or(S::Null, |f| S::Real(f64::from(f)))),
+        Value::Double(f) => owned(f.map_or(S::Null, S::Real)),
+        Value::String(s) => Ok(match s {
+            Some(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            None => ToSqlOutput::Owned(S::Null),
+        }),
+        Value::Char(c) => owned(c.map_or(S::Null, |c| S::Text(c.to_string()))),
+        Value::Bytes(b) => Ok(match b {
+            Some(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b.as_slice())),
+            None => ToSqlOutput::Owned(S::Null),
+        }),
+        Value::Json(j) => owned(match j {
+            Some(j) => S::Text(j.to_string()),
+            None => S::Null,
+        }),
+        other => Err(internal(
+            op,
+            format!("a {other:?} parameter is not supported on the direct SQLite path"),
+        )),
+    }
+}
+
+fn internal(op: &'static str, message: String) -> SqlError {
+    SqlError::Db {
+        operation: op,
+        failure: DbFailure::Other,
+        message,
+    }
+}
+
+/// A driver error, classified by SQLite's extended result code as sqlx's errors are:
+/// unique/primary key (2067, 1555) and foreign key (787) violations.
+fn driver_error(op: &'static str, e: rusqlite::Error) -> SqlError {
+    let failure = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.extended_code {
+            2067 | 1555 => DbFailure::UniqueViolation,
+            787 => DbFailure::ForeignKeyViolation,
+            _ => DbFailure::Other,
+        },
+        _ => DbFailure::Other,
+    };
+    SqlError::Db {
+        operation: op,
+        failure,
+        message: e.to_string(),
+    }
+}
+
+/// The file a `sqlite:` URL names, for the direct connections; `None` for in-memory
+/// databases, which a second connection could not see.
+pub(crate) fn file_of(url: &str) -> Option<PathBuf> {
+    use std::str::FromStr;
+    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path: &Path = options.get_filename();
+    let text = path.to_string_lossy();
+    if text.is_empty() || text.contains(":memory:") {
+        return None;
+    }
+    Some(path.to_path_buf())
+}
