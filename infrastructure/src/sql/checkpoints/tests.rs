@@ -337,7 +337,7 @@ async fn payload_reads_probe_the_primary_key(b: &SqlBackend) {
     let keys = [("messages".to_owned(), "v-cp-0069".to_owned())];
     let keys: Vec<&(String, String)> = keys.iter().collect();
     let guard = CheckpointId::parse(id(69)).unwrap();
-    let mut q = super::payload_query(
+    let mut q = super::read::payload_query(
         crate::sql::Kind::Sqlite,
         &ThreadId::parse("plan").unwrap(),
         &CheckpointNamespace::root(),
