@@ -337,7 +337,7 @@ async fn payload_reads_probe_the_primary_key(b: &SqlBackend) {
     let keys = [("messages".to_owned(), "v-cp-0069".to_owned())];
     let keys: Vec<&(String, String)> = keys.iter().collect();
     let guard = CheckpointId::parse(id(69)).unwrap();
-    let mut q = super::payload_query(
+    let mut q = super::read::payload_query(
         crate::sql::Kind::Sqlite,
         &ThreadId::parse("plan").unwrap(),
         &CheckpointNamespace::root(),
@@ -350,7 +350,11 @@ async fn payload_reads_probe_the_primary_key(b: &SqlBackend) {
         .unwrap();
     let plan: Vec<String> = rows
         .iter()
-        .map(|r| r.try_get::<String>("", "detail").unwrap())
+        .map(|r| {
+            crate::sql::db::Row::new(r, crate::sql::Kind::Sqlite, "test")
+                .text("detail")
+                .unwrap()
+        })
         .collect();
     eprintln!("payload query plan:\n  {}", plan.join("\n  "));
     assert!(
