@@ -8,6 +8,8 @@
 //! (`WAYMARK_BENCH_QUICK=1` also scales down; `WAYMARK_BENCH_BACKENDS=sqlite-file,postgres`
 //! picks backends; `WAYMARK_BENCH_SYNCHRONOUS=normal|full|both` picks the SQLite file's
 //! durability, FULL reported as its own backend `sqlite-file-full`, default `both`;
+//! `WAYMARK_BENCH_SQLITE_DIRECT=0` sends every SQLite statement through the sqlx pool instead of
+//! the direct connections, for comparison;
 //! `WAYMARK_BENCH_KEEP=1` keeps the databases for inspection and prints where.) PostgreSQL is taken from
 //! `WAYMARK_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`) and runs in
 //! a throwaway schema; it is skipped when no server answers.
@@ -361,8 +363,15 @@ async fn open(name: &'static str) -> Option<Subject> {
             } else {
                 SqliteSynchronous::Normal
             };
+            // WAYMARK_BENCH_SQLITE_DIRECT=0: every statement through the sqlx pool (A/B).
+            options.sqlite_direct =
+                std::env::var("WAYMARK_BENCH_SQLITE_DIRECT").map_or(true, |v| v != "0");
             let url = format!("sqlite://{}?mode=rwc", path.display());
-            eprintln!("{name}: {}", path.display());
+            eprintln!(
+                "{name}: {} (direct connections: {})",
+                path.display(),
+                options.sqlite_direct
+            );
             let connected = connect(&url, options).await.expect("sqlite");
             Some(Subject {
                 name,

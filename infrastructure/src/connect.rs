@@ -48,6 +48,10 @@ pub struct ConnectOptions {
     /// SQLite files: the `synchronous` setting (default [`SqliteSynchronous::Normal`]). A
     /// `synchronous=` query parameter in the URL overrides it.
     pub sqlite_synchronous: SqliteSynchronous,
+    /// SQLite files: run checkpoint puts, pending writes and reads as one closure each on
+    /// dedicated connections (default on; see `sql::direct`). Off, every statement goes
+    /// through the sqlx pool, which the benchmark uses to compare the two.
+    pub sqlite_direct: bool,
 }
 
 /// SQLite's `synchronous` setting for database files (in WAL mode), see
@@ -127,6 +131,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("max_trace_content", &self.max_trace_content)
             .field("postgres_schema", &self.postgres_schema)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("sqlite_direct", &self.sqlite_direct)
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +146,7 @@ impl Default for ConnectOptions {
             max_trace_content: DEFAULT_MAX_TRACE_CONTENT,
             postgres_schema: None,
             sqlite_synchronous: SqliteSynchronous::Normal,
+            sqlite_direct: true,
         }
     }
 }
@@ -248,6 +254,7 @@ pub async fn migrate(url: &str) -> Result<(), DomainError> {
         ConnectOptions {
             migrate: true,
             pool_size: 1,
+            sqlite_direct: false,
             ..ConnectOptions::default()
         },
     )
@@ -321,8 +328,7 @@ async fn connect_sqlite(
         .map_err(|e| SqlError::db("connect", e))?;
     // A file (not opened read-only) also gets the dedicated connections of the checkpoint hot
     // path, opened after the pool so the file exists and is in WAL mode.
-    let read_only = url.contains("mode=ro") || url.contains("immutable=");
-    match crate::sql::direct::file_of(&url).filter(|_| !in_memory && !read_only) {
+    match crate::sql::direct::file_of(&url).filter(|_| options.sqlite_direct) {
         Some(path) => {
             let direct =
                 crate::sql::direct::DirectSqlite::open(&crate::sql::direct::DirectSettings {

@@ -469,14 +469,166 @@ fn driver_error(op: &'static str, e: rusqlite::Error) -> SqlError {
 }
 
 /// The file a `sqlite:` URL names, for the direct connections; `None` for in-memory
-/// databases, which a second connection could not see.
+/// databases (a second connection could not see them) and for read-only opens (the direct
+/// connections write).
 pub(crate) fn file_of(url: &str) -> Option<PathBuf> {
     use std::str::FromStr;
-    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
-    let path: &Path = options.get_filename();
-    let text = path.to_string_lossy();
-    if text.is_empty() || text.contains(":memory:") {
+    if url.contains(":memory:")
+        || url.contains("mode=memory")
+        || url.contains("mode=ro")
+        || url.contains("immutable=")
+    {
         return None;
     }
-    Some(path.to_path_buf())
+    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    let path: &Path = options.get_filename();
+    (!path.as_os_str().is_empty()).then(|| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::db::{Kind, Row};
+
+    fn scratch(synchronous: &'static str) -> (DirectSqlite, PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "waymark-direct-{}.db",
+            uuid::Uuid::new_v4().simple()
+        ));
+        // In production the pool creates the file before the direct connections open it.
+        rusqlite::Connection::open(&path).unwrap();
+        let direct = DirectSqlite::open(&DirectSettings {
+            path: path.clone(),
+            synchronous,
+            busy_timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        (direct, path)
+    }
+
+    fn cleanup(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+        Kind::Sqlite.stmt(sql, values)
+    }
+
+    #[tokio::test]
+    async fn numbered_parameters_bind_by_number_and_nulls_read_as_none() {
+        let (direct, path) = scratch("NORMAL");
+        let (a, b, n) = direct
+            .read("test", |c| {
+                complete(async {
+                    let row = db_one(
+                        c,
+                        "SELECT $2 AS a, $1 AS b, NULL AS n",
+                        vec![Value::String(Some("first".into())), Value::BigInt(Some(7))],
+                    )
+                    .await?;
+                    let r = Row::new(&row, Kind::Sqlite, "test");
+                    Ok((
+                        r.i64("a")?,
+                        r.text("b")?,
+                        (r.opt_text("n")?, r.opt_i64("n")?),
+                    ))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!((a, b.as_str(), n), (7, "first", (None, None)));
+        let err = direct
+            .read("test", |c| {
+                complete(async {
+                    let row = db_one(c, "SELECT NULL AS n", vec![]).await?;
+                    Row::new(&row, Kind::Sqlite, "test").text("n")
+                })
+            })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("column n is NULL"), "{err}");
+        cleanup(&path);
+    }
+
+    async fn db_one(c: &DirectConn<'_>, sql: &str, values: Vec<Value>) -> SqlResult<Record> {
+        crate::sql::db::one(c, stmt(sql, values), "test")
+            .await?
+            .ok_or_else(|| SqlError::corrupt("test", "no row"))
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_rolls_back_whole_and_classifies_the_violation() {
+        let (direct, path) = scratch("FULL");
+        direct
+            .write("test", |c| {
+                complete(async {
+                    crate::sql::db::exec(
+                        c,
+                        stmt("CREATE TABLE t (k TEXT PRIMARY KEY)", vec![]),
+                        "test",
+                    )
+                    .await
+                })
+            })
+            .await
+            .unwrap();
+        let insert = |k: &str| {
+            stmt(
+                "INSERT INTO t (k) VALUES ($1)",
+                vec![Value::String(Some(k.into()))],
+            )
+        };
+        let (first, dup) = (insert("a"), insert("a"));
+        let err = direct
+            .write("test", move |c| {
+                complete(async {
+                    crate::sql::db::exec(c, first, "test").await?;
+                    crate::sql::db::exec(c, dup, "test").await
+                })
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SqlError::Db {
+                    failure: DbFailure::UniqueViolation,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let (rows, synchronous) = direct
+            .read("test", |c| {
+                complete(async {
+                    let n = db_one(c, "SELECT COUNT(*) AS n FROM t", vec![]).await?;
+                    let s = db_one(c, "PRAGMA synchronous", vec![]).await?;
+                    Ok((
+                        Row::new(&n, Kind::Sqlite, "test").i64("n")?,
+                        Row::new(&s, Kind::Sqlite, "test").i64("synchronous")?,
+                    ))
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            rows, 0,
+            "the first insert of the failed transaction was rolled back"
+        );
+        assert_eq!(synchronous, 2, "FULL is 2");
+        cleanup(&path);
+    }
+
+    #[test]
+    fn only_files_get_direct_connections() {
+        assert_eq!(file_of("sqlite::memory:"), None);
+        assert_eq!(file_of("sqlite://file:x?mode=memory&cache=shared"), None);
+        assert_eq!(file_of("sqlite://w.db?mode=ro"), None);
+        assert_eq!(
+            file_of("sqlite://some/dir/w.db?mode=rwc"),
+            Some(PathBuf::from("some/dir/w.db"))
+        );
+    }
 }
