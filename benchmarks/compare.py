@@ -3,7 +3,10 @@
 Run through ``scripts/bench-compare`` (which prepares ``.venv`` and the release builds);
 ``--help`` lists the options. Subjects, in run order:
 
-* ``lg-sqlite``: LangGraph's ``SqliteSaver`` on a file, in-process;
+* ``lg-sqlite``: LangGraph's ``SqliteSaver`` on a file, in-process (its own durability:
+  ``synchronous=FULL``, WAL);
+* ``lg-sqlite-normal``: the same saver with ``PRAGMA synchronous=NORMAL`` on its connection,
+  the baseline of equal durability for Waymark's native SQLite default (NORMAL);
 * ``lg-postgres``: LangGraph's ``PostgresSaver`` on a scratch PostgreSQL database, in-process;
 * ``wm-sqlite-full`` / ``wm-sqlite``: Waymark's Python client through ``waymark serve`` on
   native SQLite at ``synchronous=FULL`` (when the server takes ``?synchronous=full``) and at
@@ -251,13 +254,17 @@ def with_query(url: str, query: str) -> str:
 # -- subjects ------------------------------------------------------------------------------------
 
 
-def run_lg_sqlite(scale: Scale, reg: Registry) -> dict[str, Any]:
+def run_lg_sqlite(scale: Scale, reg: Registry, synchronous: str | None = None) -> dict[str, Any]:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    with scratch_file(reg.work, "lg-sqlite") as path, SqliteSaver.from_conn_string(
+    label = "lg-sqlite" if synchronous is None else f"lg-sqlite-{synchronous.lower()}"
+    with scratch_file(reg.work, label) as path, SqliteSaver.from_conn_string(
         str(path)
     ) as saver:
         saver.setup()
+        if synchronous is not None:
+            # The saver keeps one connection; the pragma holds for its whole life.
+            saver.conn.execute(f"PRAGMA synchronous={synchronous}")
         sync = saver.conn.execute("PRAGMA synchronous").fetchone()[0]
         journal = saver.conn.execute("PRAGMA journal_mode").fetchone()[0]
         durability = (
@@ -383,20 +390,27 @@ def columns(results: dict[str, Any]) -> list[dict[str, Any]]:
 
     subj = results["subjects"]
     add("lg-sqlite", "LangGraph SqliteSaver", subj.get("lg-sqlite", {}).get("checkpoints"), None, True)
+    add("lg-sqlite-normal", "LangGraph SqliteSaver, synchronous=NORMAL",
+        subj.get("lg-sqlite-normal", {}).get("checkpoints"), None, True)
+    # Waymark's NORMAL columns compare with SqliteSaver at NORMAL when that ran (equal
+    # durability), else with its FULL default (marked †).
+    normal_base = "lg-sqlite-normal" if subj.get("lg-sqlite-normal") else "lg-sqlite"
     add("lg-postgres", "LangGraph PostgresSaver", subj.get("lg-postgres", {}).get("checkpoints"), None, True)
     for key, header, base in [
         ("wm-sqlite-full", "Waymark py→serve, SQLite FULL", "lg-sqlite"),
-        ("wm-sqlite", "Waymark py→serve, SQLite (default)", "lg-sqlite"),
+        ("wm-sqlite", "Waymark py→serve, SQLite NORMAL (default)", normal_base),
         ("wm-lg-sqlite", "Waymark py→serve, langgraph+sqlite", "lg-sqlite"),
         ("wm-postgres", "Waymark py→serve, PostgreSQL", "lg-postgres"),
         ("wm-lg-postgres", "Waymark py→serve, langgraph+postgres", "lg-postgres"),
     ]:
         s = subj.get(key, {})
-        add(key, header, s.get("checkpoints"), base, bool(s.get("equal_durability")))
+        equal = bool(s.get("equal_durability")) or (key == "wm-sqlite" and base == "lg-sqlite-normal")
+        add(key, header, s.get("checkpoints"), base, equal)
     rust = results.get("rust") or {}
     for key, header, base, equal in [
         ("sqlite-file-full", "Waymark Rust in-process, SQLite FULL", "lg-sqlite", True),
-        ("sqlite-file", "Waymark Rust in-process, SQLite (default)", "lg-sqlite", False),
+        ("sqlite-file", "Waymark Rust in-process, SQLite NORMAL (default)", normal_base,
+         normal_base == "lg-sqlite-normal"),
         ("postgres", "Waymark Rust in-process, PostgreSQL", "lg-postgres", True),
     ]:
         data = (rust.get(key) or {}).get("checkpoints")
@@ -437,7 +451,7 @@ def durability_notes(results: dict[str, Any]) -> list[str]:
 
 # -- main ----------------------------------------------------------------------------------------
 
-ALL = ["lg-sqlite", "lg-postgres", "wm-sqlite-full", "wm-sqlite", "wm-lg-sqlite",
+ALL = ["lg-sqlite", "lg-sqlite-normal", "lg-postgres", "wm-sqlite-full", "wm-sqlite", "wm-lg-sqlite",
        "wm-postgres", "wm-lg-postgres", "rust"]
 
 
@@ -501,6 +515,8 @@ def main() -> int:
             try:
                 if name == "lg-sqlite":
                     subj[name] = run_lg_sqlite(scale, reg)
+                elif name == "lg-sqlite-normal":
+                    subj[name] = run_lg_sqlite(scale, reg, "NORMAL")
                 elif name == "lg-postgres":
                     subj[name] = run_lg_postgres(scale, reg)
                 elif name in ("wm-sqlite-full", "wm-sqlite", "wm-lg-sqlite"):
