@@ -48,9 +48,9 @@ pub struct ConnectOptions {
     /// SQLite files: the `synchronous` setting (default [`SqliteSynchronous::Normal`]). A
     /// `synchronous=` query parameter in the URL overrides it.
     pub sqlite_synchronous: SqliteSynchronous,
-    /// SQLite files: run checkpoint puts, pending writes and reads as one closure each on
-    /// dedicated connections (default on; see `sql::direct`). Off, every statement goes
-    /// through the sqlx pool, which the benchmark uses to compare the two.
+    /// SQLite files: run checkpoint reads as one closure each on dedicated connections
+    /// (default on; see `sql::direct`). Off, every statement goes through the sqlx pool, which
+    /// the benchmark uses to compare the two.
     pub sqlite_direct: bool,
 }
 
@@ -326,8 +326,8 @@ async fn connect_sqlite(
     let conn = sea_orm::Database::connect(opts)
         .await
         .map_err(|e| SqlError::db("connect", e))?;
-    // A file (not opened read-only) also gets the dedicated connections of the checkpoint hot
-    // path, opened after the pool so the file exists and is in WAL mode.
+    // A file (not opened read-only) also gets the dedicated read connections of the
+    // checkpoint store, opened after the pool so the file exists and is in WAL mode.
     match crate::sql::direct::file_of(&url).filter(|_| options.sqlite_direct) {
         Some(path) => {
             let direct =

@@ -1,20 +1,21 @@
-//! SQLite operations as one blocking closure on a dedicated connection.
+//! SQLite reads as one blocking closure on a dedicated connection.
 //!
 //! sqlx runs every SQLite statement on a worker thread and hands each one over through a
-//! channel, so an operation of five statements pays five thread hand-offs (about 23 context
-//! switches per put were measured, most of its CPU in the kernel). Here an operation is sent
-//! once, as a closure, to a thread that owns its own `rusqlite` connection to the same file,
-//! and every statement of it runs there back to back; the caller awaits one answer.
+//! channel, so an operation of several statements pays one thread hand-off each. Here a
+//! checkpoint read is sent once, as a closure, to a thread that owns its own `rusqlite`
+//! connection to the same file, and every statement of it runs there back to back inside one
+//! snapshot; the caller awaits one answer.
 //!
 //! The stores keep one implementation: the closure receives a [`DirectConn`], which
 //! implements the stores' statement port ([`Exec`]) by executing each statement synchronously,
 //! so the same generic query code (`C: Exec`) runs on the pool and here. Its futures never
 //! wait on anything, and [`complete`] polls them to the end on the connection's thread.
 //!
-//! One writer thread takes every write, in arrival order (no two of this process's writers
-//! ever contend for SQLite's lock, so none sleeps in the busy handler); reader threads share
-//! the reads. Other processes and the sqlx pool (used by the other stores and migrations)
-//! still meet this connection at SQLite's file lock, with the same busy timeout.
+//! Writes stay on the sqlx pool: a single writer thread running whole put transactions was
+//! measured as well (BENCHMARKS.md, 2026-12-03) and was slower at `synchronous=FULL` (its
+//! commits' fsyncs had a long tail) though faster at NORMAL, so it was not kept. The reader
+//! connections never write; they meet the pool's writers at SQLite's WAL, which lets readers
+//! and one writer proceed together.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -53,7 +54,6 @@ pub(crate) struct DirectSettings {
 
 /// The connection threads of one SQLite file.
 pub(crate) struct DirectSqlite {
-    writer: flume::Sender<Job>,
     readers: flume::Sender<Job>,
 }
 
@@ -64,16 +64,10 @@ impl std::fmt::Debug for DirectSqlite {
 }
 
 impl DirectSqlite {
-    /// Opens the writer's and the readers' connections, each on its own thread. Fails if any
-    /// connection cannot be opened or configured.
+    /// Opens the readers' connections, each on its own thread. Fails if any connection cannot
+    /// be opened or configured.
     pub(crate) fn open(settings: &DirectSettings) -> SqlResult<Self> {
-        let (writer, writer_jobs) = flume::unbounded::<Job>();
         let (readers, reader_jobs) = flume::unbounded::<Job>();
-        spawn_connection_thread(
-            "waymark-sqlite-writer",
-            open_connection(settings)?,
-            writer_jobs,
-        )?;
         for i in 0..READERS {
             spawn_connection_thread(
                 &format!("waymark-sqlite-reader-{i}"),
@@ -81,17 +75,7 @@ impl DirectSqlite {
                 reader_jobs.clone(),
             )?;
         }
-        Ok(Self { writer, readers })
-    }
-
-    /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`) on the writer's connection:
-    /// committed if it returns `Ok`, rolled back otherwise.
-    pub(crate) async fn write<T, F>(&self, op: &'static str, work: F) -> SqlResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&DirectConn<'_>) -> SqlResult<T> + Send + 'static,
-    {
-        self.run(&self.writer, op, "BEGIN IMMEDIATE", work).await
+        Ok(Self { readers })
     }
 
     /// Runs `work` in one read transaction (a consistent snapshot) on a reader's connection.
@@ -559,34 +543,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_write_rolls_back_whole_and_classifies_the_violation() {
+    async fn reads_see_committed_rows_apply_the_pragmas_and_classify_violations() {
         let (direct, path) = scratch("FULL");
-        direct
-            .write("test", |c| {
+        // Another connection writes, as the pool does in production.
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other
+            .execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t VALUES ('a');")
+            .unwrap();
+        let (rows, synchronous, foreign_keys) = direct
+            .read("test", |c| {
                 complete(async {
-                    crate::sql::db::exec(
-                        c,
-                        stmt("CREATE TABLE t (k TEXT PRIMARY KEY)", vec![]),
-                        "test",
-                    )
-                    .await
+                    let n = db_one(c, "SELECT COUNT(*) AS n FROM t", vec![]).await?;
+                    let s = db_one(c, "PRAGMA synchronous", vec![]).await?;
+                    let f = db_one(c, "PRAGMA foreign_keys", vec![]).await?;
+                    Ok((
+                        Row::new(&n, Kind::Sqlite, "test").i64("n")?,
+                        Row::new(&s, Kind::Sqlite, "test").i64("synchronous")?,
+                        Row::new(&f, Kind::Sqlite, "test").bool("foreign_keys")?,
+                    ))
                 })
             })
             .await
             .unwrap();
-        let insert = |k: &str| {
-            stmt(
-                "INSERT INTO t (k) VALUES ($1)",
-                vec![Value::String(Some(k.into()))],
-            )
-        };
-        let (first, dup) = (insert("a"), insert("a"));
+        assert_eq!((rows, synchronous, foreign_keys), (1, 2, true), "FULL is 2");
+        let dup = stmt(
+            "INSERT INTO t (k) VALUES ($1)",
+            vec![Value::String(Some("a".into()))],
+        );
         let err = direct
-            .write("test", move |c| {
-                complete(async {
-                    crate::sql::db::exec(c, first, "test").await?;
-                    crate::sql::db::exec(c, dup, "test").await
-                })
+            .read("test", move |c| {
+                complete(crate::sql::db::exec(c, dup, "test"))
             })
             .await
             .unwrap_err();
@@ -600,24 +586,6 @@ mod tests {
             ),
             "{err:?}"
         );
-        let (rows, synchronous) = direct
-            .read("test", |c| {
-                complete(async {
-                    let n = db_one(c, "SELECT COUNT(*) AS n FROM t", vec![]).await?;
-                    let s = db_one(c, "PRAGMA synchronous", vec![]).await?;
-                    Ok((
-                        Row::new(&n, Kind::Sqlite, "test").i64("n")?,
-                        Row::new(&s, Kind::Sqlite, "test").i64("synchronous")?,
-                    ))
-                })
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            rows, 0,
-            "the first insert of the failed transaction was rolled back"
-        );
-        assert_eq!(synchronous, 2, "FULL is 2");
         cleanup(&path);
     }
 

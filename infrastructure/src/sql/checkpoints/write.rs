@@ -12,8 +12,6 @@ use waymark_domain::{ChannelName, CheckpointNamespace, DomainResult, ThreadId};
 
 use super::{SqlCheckpointRepository, body, payload};
 use crate::sql::db::{self, Exec, Kind, Row, Sql, bytes, int, opt_text, text};
-#[cfg(feature = "sqlite")]
-use crate::sql::direct;
 use crate::sql::error::{DbResultExt, SqlError, SqlResult};
 
 /// Payload rows per `INSERT` (each is one term of a compound `SELECT`; SQLite allows 500).
@@ -48,26 +46,6 @@ impl SqlCheckpointRepository {
                 checkpoint_id: p.checkpoint.id.clone(),
             })
             .collect();
-        #[cfg(feature = "sqlite")]
-        if let Some(direct) = &self.shared.direct {
-            // The whole transaction is one closure on the writer's connection.
-            let repo = Self::new(self.shared.clone());
-            let cache_updates = direct
-                .write(OP, move |c| {
-                    direct::complete(async {
-                        let mut cache_updates = Vec::new();
-                        for put in &puts {
-                            repo.write_put(c, put, &mut cache_updates, OP).await?;
-                        }
-                        Ok(cache_updates)
-                    })
-                })
-                .await?;
-            for (key, entry) in cache_updates {
-                self.shared.payload_cache.put(key, entry);
-            }
-            return Ok(refs);
-        }
         let txn = self.shared.db.begin_write(OP).await?;
         let mut cache_updates = Vec::new();
         for put in &puts {
@@ -97,19 +75,6 @@ impl SqlCheckpointRepository {
             .chunks(WRITES_PER_STATEMENT)
             .map(|chunk| write_rows_statement(kind, target, chunk, upsert))
             .collect();
-        #[cfg(feature = "sqlite")]
-        if let Some(direct) = &self.shared.direct {
-            return Ok(direct
-                .write(OP, move |c| {
-                    direct::complete(async {
-                        for stmt in statements {
-                            db::exec(c, stmt, OP).await?;
-                        }
-                        Ok(())
-                    })
-                })
-                .await?);
-        }
         if let [only] = statements.as_slice() {
             db::exec(&self.shared.db.conn, only.clone(), OP).await?;
             return Ok(());
