@@ -367,7 +367,7 @@ impl Record {
             }
             Self::Session(s) => TransferRecord::Session(s.try_into()?),
             Self::Thread(t) => TransferRecord::Thread(t.try_into()?),
-            Self::Checkpoint(c) => TransferRecord::Checkpoint(c.try_into()?),
+            Self::Checkpoint(c) => TransferRecord::Checkpoint(Box::new(c.try_into()?)),
             Self::Writes(w) => TransferRecord::Writes(w.try_into()?),
             Self::Event(e) => TransferRecord::Event(e.try_into()?),
             Self::Feedback(f) => TransferRecord::Feedback(f.try_into()?),
@@ -384,7 +384,7 @@ impl From<TransferRecord> for Record {
         match r {
             TransferRecord::Session(s) => Self::Session(s.into()),
             TransferRecord::Thread(t) => Self::Thread(t.into()),
-            TransferRecord::Checkpoint(c) => Self::Checkpoint(c.into()),
+            TransferRecord::Checkpoint(c) => Self::Checkpoint((*c).into()),
             TransferRecord::Writes(w) => Self::Writes(w.into()),
             TransferRecord::Event(e) => Self::Event(e.into()),
             TransferRecord::Feedback(f) => Self::Feedback(f.into()),

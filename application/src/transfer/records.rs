@@ -27,8 +27,8 @@ pub enum TransferRecord {
     Session(SessionRecord),
     /// A thread record.
     Thread(ThreadRecord),
-    /// A checkpoint.
-    Checkpoint(CheckpointRecord),
+    /// A checkpoint (boxed: it is by far the largest record).
+    Checkpoint(Box<CheckpointRecord>),
     /// The pending writes of one task on one checkpoint.
     Writes(WritesRecord),
     /// A run event (its seq is the source's; the target assigns its own).
@@ -231,13 +231,13 @@ pub(super) fn owner_scope(owner: &Option<UserId>) -> UserScope {
 /// The checkpoint record and one writes record per task of a tuple (tasks ordered by id,
 /// then path; writes ascending by index).
 pub fn checkpoint_records(tuple: &CheckpointTuple) -> Vec<TransferRecord> {
-    let mut out = vec![TransferRecord::Checkpoint(CheckpointRecord {
+    let mut out = vec![TransferRecord::Checkpoint(Box::new(CheckpointRecord {
         thread_id: tuple.thread_id.clone(),
         namespace: tuple.namespace.clone(),
         parent_id: tuple.parent_id.clone(),
         checkpoint: tuple.checkpoint.clone(),
         metadata: tuple.metadata.clone(),
-    })];
+    }))];
     let mut by_task: BTreeMap<(&str, &str), Vec<&PendingWrite>> = BTreeMap::new();
     for w in &tuple.pending_writes {
         by_task

@@ -98,8 +98,11 @@ fn comparable_metadata(metadata: &JsonObject) -> JsonObject {
     m
 }
 
-/// The writes as (task, path, index, channel, tag, bytes), sorted.
-fn sorted_writes(t: &CheckpointTuple) -> Vec<(&str, &str, i64, &str, &str, &[u8])> {
+/// One write as compared: (task, path, index, channel, tag, bytes).
+type WriteKey<'a> = (&'a str, &'a str, i64, &'a str, &'a str, &'a [u8]);
+
+/// The writes of a tuple, sorted.
+fn sorted_writes(t: &CheckpointTuple) -> Vec<WriteKey<'_>> {
     let mut writes: Vec<_> = t
         .pending_writes
         .iter()
