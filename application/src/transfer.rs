@@ -1,4 +1,4 @@
-//! Moving data between backends: reading every record out of one [`Stores`], writing records
+//! Moving data between backends: reading every record out of one [`Stores`](waymark_domain::Stores), writing records
 //! into another, and checking that a copied thread arrived whole. The `waymark export`,
 //! `import` and `copy` commands are thin callers; the file format (JSON lines) is theirs.
 //!

@@ -320,7 +320,8 @@ impl<'de> Deserialize<'de> for LineMembers {
 }
 
 impl Record {
-    /// Reads one line of an export, snapshot lines included (see [`LineMembers`]).
+    /// Reads one line of an export. Snapshot lines hold two `kind` members (the tag, then the
+    /// snapshot's kind); the first is the tag.
     pub fn from_line(line: &str) -> serde_json::Result<Self> {
         let LineMembers { tag, mut members } = serde_json::from_str(line)?;
         if tag == "snapshot" {
