@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tokio::sync::Mutex;
 use waymark_domain::chat_stream::{
     ChatStreamRecord, ChatStreamRepository, ChatStreamSummary, validate_frames,
@@ -78,8 +77,7 @@ pub fn finish_reason_persists(reason: &str) -> bool {
 }
 
 /// What `record` did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "outcome")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
     /// The frame was buffered at this index.
     Buffered {
@@ -98,8 +96,7 @@ pub enum RecordOutcome {
 }
 
 /// What a persist did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "outcome")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PersistOutcome {
     /// Nothing was buffered ("no messages").
     NothingToPersist,
@@ -113,7 +110,7 @@ pub enum PersistOutcome {
 }
 
 /// What an idle sweep did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdleSweep {
     /// Threads whose idle buffer was persisted.
     pub persisted_threads: usize,

@@ -130,17 +130,6 @@ impl ApplicationError {
     }
 }
 
-/// Serializes an optional error as its message (reports carry errors for display).
-pub(crate) fn serialize_error_text<S: serde::Serializer>(
-    error: &Option<ApplicationError>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match error {
-        Some(e) => serializer.serialize_some(&e.to_string()),
-        None => serializer.serialize_none(),
-    }
-}
-
 /// The result type of every service.
 pub type AppResult<T> = Result<T, ApplicationError>;
 

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use waymark_domain::clock::Clock;
 use waymark_domain::paging::SeqPage;
 use waymark_domain::run_event::{
@@ -26,8 +25,7 @@ use crate::access::{Access, claim, ensure};
 use crate::error::{AppResult, ApplicationError};
 
 /// Who spoke: decides the frozen event type the message is stored under (spec §1.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageRole {
     /// `llm.human.input`.
     Human,
@@ -90,7 +88,7 @@ impl MessageRecord {
 }
 
 /// Token usage of one model call, as a host reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UsageReport {
     /// The session; filled from the thread's row when `None` and the thread is known.
     pub session_id: Option<SessionId>,
@@ -109,7 +107,7 @@ pub struct UsageReport {
 }
 
 /// Prices of one model, per 1,000 tokens, in the host's currency.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelPrice {
     /// Price per 1,000 prompt tokens.
     pub prompt_per_1k: f64,
@@ -148,7 +146,7 @@ impl ModelPrice {
 pub type PriceTable = HashMap<ModelName, ModelPrice>;
 
 /// The cost of one model's usage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelCost {
     /// The model.
     pub model: String,
@@ -159,7 +157,7 @@ pub struct ModelCost {
 }
 
 /// Costs of the usage a filter selects.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CostReport {
     /// One entry per model, ordered by model name.
     pub models: Vec<ModelCost>,

@@ -42,7 +42,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use waymark_domain::clock::Clock;
@@ -132,8 +131,7 @@ impl JournalEvent {
 }
 
 /// Which part of the agent made an LLM call, for token buckets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CallerBucket {
     /// The lead agent (the default).
     LeadAgent,
@@ -174,7 +172,7 @@ pub struct LlmUsage {
 }
 
 /// Token sums.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenTotals {
     /// Calls counted.
     pub calls: u64,
@@ -196,7 +194,7 @@ impl TokenTotals {
 }
 
 /// The run's token accounting.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenAccount {
     /// Everything.
     pub total: TokenTotals,
@@ -204,7 +202,6 @@ pub struct TokenAccount {
     pub by_bucket: BTreeMap<CallerBucket, TokenTotals>,
     /// Per model (calls without a model are under `""`).
     pub by_model: BTreeMap<String, TokenTotals>,
-    #[serde(skip)]
     seen_calls: HashSet<String>,
 }
 

@@ -15,6 +15,7 @@
 //! | [`ThreadHistoryService`] | summarization-safe history and the visible feed (spec §3) |
 //! | [`ChatStreamService`] | chat-stream frame buffering and persistence (spec §5) |
 //! | [`FeedbackService`] | per-run feedback (spec §4) |
+//! | [`transfer::Exporter`], [`transfer::Importer`] | moving every record between backends (export, import, verified copy) |
 //! | [`RunService`] | the run lifecycle: admission, leases, heartbeats, finish/cancel, expiry sweep, startup reconciliation, derived thread status (spec §6.2) |
 //!
 //! Every service returns [`ApplicationError`], which wraps [`waymark_domain::DomainError`]
@@ -35,6 +36,7 @@ pub mod sessions;
 pub mod thread_checkpoints;
 pub mod thread_history;
 pub mod threads;
+pub mod transfer;
 
 #[cfg(test)]
 mod test_support;

@@ -10,7 +10,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::json;
 use waymark_domain::checkpoint::{CheckpointRef, CheckpointSummary};
 use waymark_domain::paging::OffsetPage;
@@ -19,9 +18,7 @@ use waymark_domain::thread::{Thread, ThreadFilter, ThreadQuery, ThreadRepository
 use waymark_domain::{CheckpointId, CheckpointNamespace, SessionId, Stores, ThreadId, UserScope};
 
 use crate::error::{AppResult, ApplicationError};
-use crate::thread_checkpoints::{
-    NewCheckpoint, RetentionOutcome, ThreadCheckpointManager, uuid6_time,
-};
+use crate::thread_checkpoints::{NewCheckpoint, RetentionOutcome, ThreadCheckpointManager};
 
 /// How many threads are read per page when walking a session.
 const THREAD_PAGE: u32 = 500;
@@ -30,7 +27,7 @@ const THREAD_PAGE: u32 = 500;
 pub const MAX_SYNC_THREADS: usize = 256;
 
 /// What applying the policy did across a session.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PolicyReport {
     /// The session.
     pub session_id: SessionId,
@@ -60,7 +57,7 @@ impl PolicyReport {
 }
 
 /// Checkpoint figures of one thread.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ThreadCheckpointStats {
     /// The thread.
     pub thread_id: ThreadId,
@@ -71,7 +68,7 @@ pub struct ThreadCheckpointStats {
 }
 
 /// Checkpoint figures of a whole session.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionCheckpointStats {
     /// The session.
     pub session_id: SessionId,
@@ -105,7 +102,7 @@ pub struct SyncEntry {
 }
 
 /// A written sync point.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SyncPoint {
     /// The id stamped into every checkpoint's metadata as `sync_point`.
     pub id: String,
@@ -267,8 +264,8 @@ impl SessionCheckpointManager {
                 }),
             }
         }
-        stats.oldest_at = stats.oldest.as_ref().and_then(|c| uuid6_time(c.as_str()));
-        stats.newest_at = stats.newest.as_ref().and_then(|c| uuid6_time(c.as_str()));
+        stats.oldest_at = stats.oldest.as_ref().and_then(CheckpointId::uuid6_time);
+        stats.newest_at = stats.newest.as_ref().and_then(CheckpointId::uuid6_time);
         Ok(stats)
     }
 

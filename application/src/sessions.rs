@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use waymark_domain::clock::Clock;
 use waymark_domain::paging::{OffsetPage, Page};
 use waymark_domain::session::{
@@ -16,7 +15,7 @@ use crate::error::{AppResult, ApplicationError};
 use crate::threads::ThreadManager;
 
 /// A session to create.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewSession {
     /// The id; a random uuid when `None`.
     pub id: Option<SessionId>,

@@ -13,9 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
 use indexmap::IndexMap;
-use serde::Serialize;
 use serde_json::json;
 use waymark_domain::branch::{
     Branch, BranchRepository, Snapshot, SnapshotKind, SnapshotRepository,
@@ -25,6 +23,7 @@ use waymark_domain::checkpoint::{
     CheckpointQuery, CheckpointRef, CheckpointRepository, CheckpointSummary, CheckpointTuple,
     PendingWrite, TypedValue, WriteBatch, is_special_write_channel,
 };
+use waymark_domain::checkpoint_time::{python_isoformat, taken_at};
 use waymark_domain::clock::Clock;
 use waymark_domain::paging::{Limit, Page};
 use waymark_domain::thread::{NewThread, Thread, ThreadRepository, validate_short_text};
@@ -62,7 +61,7 @@ pub struct NewCheckpoint {
 }
 
 /// What changed in one channel between two checkpoints.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChannelChange {
     /// The channel.
     pub channel: ChannelName,
@@ -84,7 +83,7 @@ pub struct ChannelChange {
 }
 
 /// One message present on both sides with different content.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MessageChange {
     /// The message id, or `#<position>` for id-less messages.
     pub key: String,
@@ -95,7 +94,7 @@ pub struct MessageChange {
 }
 
 /// Messages added, removed and changed, matched by id (id-less messages by position).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessageDiff {
     /// In the newer checkpoint only, in its order.
     pub added: Vec<JsonObject>,
@@ -108,7 +107,7 @@ pub struct MessageDiff {
 }
 
 /// The difference between two checkpoints of one thread and namespace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckpointDiff {
     /// The older side.
     pub from: CheckpointId,
@@ -176,7 +175,7 @@ pub struct SnapshotRequest {
 }
 
 /// Checkpoints removed from one namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovedCheckpoints {
     /// The namespace.
     pub namespace: CheckpointNamespace,
@@ -185,7 +184,7 @@ pub struct RemovedCheckpoints {
 }
 
 /// What applying a checkpoint policy did to one thread.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetentionOutcome {
     /// The thread.
     pub thread_id: ThreadId,
@@ -200,7 +199,6 @@ pub struct RetentionOutcome {
     pub snapshots_removed: Vec<SnapshotId>,
     /// The failure that stopped the thread's cleanup part-way, if any; what is listed above
     /// was done before it.
-    #[serde(serialize_with = "crate::error::serialize_error_text")]
     pub error: Option<ApplicationError>,
 }
 
@@ -309,7 +307,12 @@ impl ThreadCheckpointManager {
             .checkpoints
             .get_tuple(thread_id, &new.namespace, None)
             .await?;
-        Ok(build_put(thread_id, new, head.as_ref(), self.clock.now()))
+        Ok(build_put(
+            thread_id,
+            new,
+            head.as_ref(),
+            self.clock.as_ref(),
+        ))
     }
 
     /// Writes prepared puts (possibly of several threads) all or none.
@@ -814,8 +817,8 @@ impl ThreadCheckpointManager {
         let source = target_tuple.checkpoint;
         let checkpoint = Checkpoint {
             v: source.v,
-            id: CheckpointId::generate(step),
-            ts: iso_timestamp(self.clock.now()),
+            ts: python_isoformat(self.clock.now()),
+            id: CheckpointId::generate_with(self.clock.as_ref(), step),
             channel_values: source.channel_values,
             channel_versions: source.channel_versions.clone(),
             versions_seen: source.versions_seen,
@@ -893,7 +896,7 @@ impl ThreadCheckpointManager {
                     .is_some_and(|max| rank >= max as usize);
                 let over_age = match cutoff {
                     None => false,
-                    Some(cutoff) => match checkpoint_time(t) {
+                    Some(cutoff) => match taken_at(t) {
                         Some(at) => at < cutoff,
                         None => {
                             if !over_count {
@@ -957,7 +960,7 @@ fn build_put(
     thread_id: &ThreadId,
     new: NewCheckpoint,
     head: Option<&CheckpointTuple>,
-    now: DateTime<Utc>,
+    clock: &dyn Clock,
 ) -> CheckpointPut {
     let step = head
         .map(|h| h.metadata.step().unwrap_or(-1) + 1)
@@ -992,8 +995,8 @@ fn build_put(
         parent_id: head.map(|h| h.checkpoint.id.clone()),
         checkpoint: Checkpoint {
             v: 4,
-            id: CheckpointId::generate(step),
-            ts: iso_timestamp(now),
+            ts: python_isoformat(clock.now()),
+            id: CheckpointId::generate_with(clock, step),
             channel_values: new.channel_values,
             channel_versions: versions,
             versions_seen: head
@@ -1094,42 +1097,6 @@ pub fn diff_messages(before: &[ChannelMessage], after: &[ChannelMessage]) -> Mes
         }
     }
     diff
-}
-
-/// Python's `datetime.isoformat()` for a UTC instant, the form LangGraph writes in `ts`.
-pub fn iso_timestamp(at: DateTime<Utc>) -> String {
-    if at.timestamp_subsec_micros() == 0 {
-        at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
-    }
-}
-
-/// When a checkpoint was taken: its `ts` as RFC 3339, else the time in its uuid6 id, else
-/// unknown.
-pub fn checkpoint_time(tuple: &CheckpointTuple) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(&tuple.checkpoint.ts)
-        .map(|t| t.with_timezone(&Utc))
-        .ok()
-        .or_else(|| uuid6_time(tuple.checkpoint.id.as_str()))
-}
-
-/// The timestamp of a version-6 uuid (LangGraph's checkpoint ids), `None` for other text.
-pub fn uuid6_time(id: &str) -> Option<DateTime<Utc>> {
-    let u = uuid::Uuid::parse_str(id).ok()?;
-    if u.get_version_num() != 6 {
-        return None;
-    }
-    let b = u.as_bytes();
-    let mut high = [0u8; 8];
-    high[2..8].copy_from_slice(&b[0..6]);
-    let time_high = u64::from_be_bytes(high);
-    let time_low = u64::from(u16::from_be_bytes([b[6], b[7]]) & 0x0fff);
-    let ticks = (time_high << 12) | time_low;
-    let unix_ticks = ticks.checked_sub(0x01B2_1DD2_1381_4000)?;
-    let secs = (unix_ticks / 10_000_000) as i64;
-    let nanos = ((unix_ticks % 10_000_000) * 100) as u32;
-    Utc.timestamp_opt(secs, nanos).single()
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::json;
 use waymark_domain::checkpoint::CheckpointRepository;
 use waymark_domain::feedback::{Feedback, FeedbackRepository};
@@ -35,8 +34,7 @@ pub const MAX_FEED_LIMIT: u32 = 200;
 pub const NAMESPACE_URL: uuid::Uuid = uuid::Uuid::NAMESPACE_URL;
 
 /// Where the history came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistorySource {
     /// The event store (the full transcript).
     EventStore,
@@ -47,7 +45,7 @@ pub enum HistorySource {
 }
 
 /// A thread's conversation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ThreadHistory {
     /// Messages in ascending order; each is a copy with `id`, `run_id` and (when feedback is
     /// available) `feedback` set.
@@ -60,7 +58,7 @@ pub struct ThreadHistory {
 }
 
 /// One row of the visible feed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FeedItem {
     /// The row's seq.
     pub seq: i64,
@@ -75,7 +73,7 @@ pub struct FeedItem {
 }
 
 /// A page of the visible feed (spec §3.3).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FeedPage {
     /// Rows in ascending seq order.
     pub data: Vec<FeedItem>,

@@ -5,8 +5,6 @@
 //! written by Python comes back byte-for-byte. Decoding them is the adapters crate's job.
 
 use std::cmp::Ordering;
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use indexmap::IndexMap;
@@ -189,20 +187,6 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// An empty checkpoint with a fresh id, the current time and format version 4.
-    pub fn empty(step: i64) -> Self {
-        Self {
-            v: 4,
-            id: CheckpointId::generate(step),
-            ts: now_iso(),
-            channel_values: IndexMap::new(),
-            channel_versions: IndexMap::new(),
-            versions_seen: IndexMap::new(),
-            updated_channels: None,
-            extra: IndexMap::new(),
-        }
-    }
-
     /// Bytes of every payload in the checkpoint (what a store that inlines every value pays).
     pub fn payload_len(&self) -> usize {
         self.channel_values
@@ -210,48 +194,6 @@ impl Checkpoint {
             .chain(self.extra.values())
             .map(TypedValue::stored_len)
             .sum()
-    }
-}
-
-/// `datetime.now(timezone.utc).isoformat()` in Python's style.
-pub fn now_iso() -> String {
-    let now = chrono::Utc::now();
-    if now.timestamp_subsec_micros() == 0 {
-        now.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
-    }
-}
-
-impl CheckpointId {
-    /// A new time-ordered id in LangGraph's uuid6 layout (spec §1.6), strictly increasing
-    /// within this process; `step` goes into the clock-sequence field as pregel does.
-    pub fn generate(step: i64) -> Self {
-        static LAST: Mutex<u64> = Mutex::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let mut ts = (nanos / 100) as u64 + 0x01B2_1DD2_1381_4000;
-        {
-            let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-            if ts <= *last {
-                ts = *last + 1;
-            }
-            *last = ts;
-        }
-        let ts = ts & ((1u64 << 60) - 1);
-        let time_high = ts >> 12;
-        let time_low = (ts & 0xfff) as u16;
-        let clock_seq = (step as u64 & 0x3fff) as u16;
-        let node = uuid::Uuid::new_v4();
-        let mut b = [0u8; 16];
-        b[0..6].copy_from_slice(&time_high.to_be_bytes()[2..8]);
-        b[6..8].copy_from_slice(&(0x6000 | time_low).to_be_bytes());
-        b[8..10].copy_from_slice(&(0x8000 | clock_seq).to_be_bytes());
-        b[10..16].copy_from_slice(&node.as_bytes()[10..16]);
-        let text = uuid::Uuid::from_bytes(b).hyphenated().to_string();
-        Self::parse(text).expect("a uuid is a valid checkpoint id")
     }
 }
 
@@ -731,20 +673,6 @@ mod tests {
             .0
             .insert("source".into(), JsonValue::String("lo\0op".into()));
         assert_eq!(invalid_field(metadata.validate()), "metadata");
-    }
-
-    #[test]
-    fn generated_ids_have_the_uuid6_layout_and_increase() {
-        let a = CheckpointId::generate(0);
-        let b = CheckpointId::generate(0);
-        let c = CheckpointId::generate(-1);
-        assert!(a < b && b < c, "{a} {b} {c}");
-        let text = a.as_str();
-        assert_eq!(text.len(), 36);
-        assert_eq!(&text[14..15], "6");
-        assert_eq!(&text[19..23], "8000");
-        assert_eq!(&c.as_str()[19..23], "bfff");
-        assert_eq!(&CheckpointId::generate(4).as_str()[19..23], "8004");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 pub mod branch;
 pub mod chat_stream;
 pub mod checkpoint;
+pub mod checkpoint_time;
 pub mod clock;
 pub mod error;
 pub mod feedback;

@@ -1,40 +1,32 @@
-//! Moving data between backends: the JSON-lines export format, reading every record out of a
-//! [`Stores`], writing records into one, and verifying a copied thread.
+//! The export file format: JSON lines, one object per line with a `kind` tag, the first line
+//! a header. This module only maps lines to and from the application's typed records
+//! ([`waymark_application::transfer`], which reads, writes and verifies them); the `waymark
+//! export`, `import` and `copy` commands drive both.
 //!
-//! The format is one JSON object per line with a `kind` tag. Checkpoints use the remote
-//! protocol's shapes (payload bytes in base64 with their serializer tag), so every checkpoint,
-//! pending write and value round-trips byte for byte between any two backends, LangGraph
-//! layouts included. What the ports cannot carry is stated, not hidden:
-//!
-//! * creation and update times of sessions, threads, feedback and items are set by the target
-//!   store (the ports stamp them), and run-event seqs are reassigned by the target (they stay
-//!   in order, and equal when the source's seqs were contiguous from 1);
-//! * token-usage records have no listing port, so they are not exported;
-//! * run events are found through the thread's message rows: events of runs that wrote no
-//!   message row are not found (the event port lists events per run only).
+//! Checkpoints use the remote protocol's shapes (payload bytes in base64 with their serializer
+//! tag), so every checkpoint, pending write and value round-trips byte for byte. The shapes
+//! below are the format (version [`FORMAT_VERSION`]): files written by earlier builds must keep
+//! importing (`interfaces/tests/fixtures/export-v1.jsonl`).
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map as JsonMap, Value as JsonValue};
-use waymark_domain::branch::{Branch, Snapshot, SnapshotKind};
-use waymark_domain::checkpoint::{
-    ChannelVersions, CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef,
-    CheckpointTuple, PendingWrite, TypedValue, WriteBatch, is_special_write_channel,
+use waymark_application::transfer::{
+    CheckpointRecord as TypedCheckpoint, FeedbackRecord as TypedFeedback, IndexedWrite,
+    ItemRecord as TypedItem, SessionRecord as TypedSession, StreamRecord,
+    ThreadRecord as TypedThread, TransferRecord, WritesRecord as TypedWrites,
 };
-use waymark_domain::feedback::{NewFeedback, Rating};
-use waymark_domain::kv::{ItemNamespace, ItemSearch};
-use waymark_domain::paging::{Limit, OffsetPage, SeqPage};
-use waymark_domain::run_event::{EventQuery, NewRunEvent};
-use waymark_domain::session::{CheckpointPolicy, Session, SessionQuery, SessionStatus};
-use waymark_domain::thread::{NewThread, ThreadFilter, ThreadQuery, ThreadStatus, ThreadUpdate};
+use waymark_domain::branch::{Branch, Snapshot, SnapshotKind};
+use waymark_domain::checkpoint::{CheckpointMetadata, CheckpointRef};
+use waymark_domain::feedback::Rating;
+use waymark_domain::kv::ItemNamespace;
+use waymark_domain::run_event::RunEvent;
+use waymark_domain::session::{CheckpointPolicy, SessionStatus};
+use waymark_domain::thread::ThreadStatus;
 use waymark_domain::{
     BranchId, ChannelName, CheckpointId, CheckpointNamespace, DomainError, DomainResult,
-    EventCategory, EventType, ItemKey, JsonObject, Name, RunId, SessionId, SnapshotId, Stores,
-    TaskId, ThreadId, UserId, UserScope,
+    EventCategory, EventType, ItemKey, JsonObject, Name, RunId, SessionId, SnapshotId, TaskId,
+    ThreadId, UserId,
 };
 
 use crate::checkpointer::wire;
@@ -272,737 +264,465 @@ pub struct ItemRecord {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A line that does not hold what its kind promises.
 fn corrupt(what: &str, e: impl std::fmt::Display) -> DomainError {
     DomainError::invalid("record", format!("{what}: {e}"))
 }
 
-fn scope_of(owner: &Option<String>) -> DomainResult<UserScope> {
-    Ok(match owner {
-        Some(u) => UserScope::User(UserId::parse(u.clone())?),
-        None => UserScope::Unscoped,
-    })
+fn user(id: Option<String>) -> DomainResult<Option<UserId>> {
+    id.map(UserId::parse).transpose()
 }
 
-const PAGE: u32 = 500;
-
-/// Reads every record out of a set of stores (unscoped).
-pub struct Exporter<'a> {
-    stores: &'a Stores,
+/// A line's members with the first `kind` (the record's tag) taken aside.
+///
+/// Snapshot lines carry a second `kind` member, the snapshot's own (`milestone`/`backup`):
+/// the derived internally tagged format writes the tag and then the field under the same name.
+/// No derived reader accepts that, so lines are read here: the first `kind` is the tag, a
+/// later one belongs to the record.
+struct LineMembers {
+    tag: String,
+    members: JsonMap<String, JsonValue>,
 }
 
-impl<'a> Exporter<'a> {
-    /// An exporter over `stores`.
-    pub fn new(stores: &'a Stores) -> Self {
-        Self { stores }
-    }
+impl<'de> Deserialize<'de> for LineMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = LineMembers;
 
-    /// Sessions and key-value items (records that belong to no thread).
-    pub async fn global_records(&self) -> DomainResult<Vec<Record>> {
-        let mut out = Vec::new();
-        let mut offset = 0;
-        loop {
-            let page = self
-                .stores
-                .sessions
-                .list(
-                    &UserScope::Unscoped,
-                    &SessionQuery {
-                        status: None,
-                        page: OffsetPage::new(PAGE, offset)?,
-                    },
-                )
-                .await?;
-            offset += page.items.len() as u64;
-            for s in page.items {
-                out.push(Record::Session(SessionRecord {
-                    session_id: s.id.into_inner(),
-                    owner: s.owner.map(UserId::into_inner),
-                    title: s.title,
-                    metadata: s.metadata,
-                    status: s.status.as_str().to_owned(),
-                    max_checkpoints_per_thread: s.checkpoint_policy.max_checkpoints_per_thread,
-                    retention_seconds: s.checkpoint_policy.retention_seconds,
-                    exempt_snapshots: s.checkpoint_policy.exempt_snapshots,
-                }));
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an export record (a JSON object with a `kind`)")
             }
-            if !page.has_more {
-                break;
-            }
-        }
-        let mut offset = 0;
-        loop {
-            let items = self
-                .stores
-                .items
-                .search(&ItemSearch {
-                    prefix: Vec::new(),
-                    filter: JsonObject::new(),
-                    limit: Limit::new(PAGE)?,
-                    offset,
-                })
-                .await?;
-            let n = items.len();
-            offset += n as u64;
-            for i in items {
-                out.push(Record::Item(ItemRecord {
-                    namespace: i.namespace.labels().to_vec(),
-                    key: i.key.into_inner(),
-                    value: i.value,
-                    expires_at: i.expires_at,
-                }));
-            }
-            if n < PAGE as usize {
-                break;
-            }
-        }
-        Ok(out)
-    }
 
-    /// Every thread id: thread records, and threads that only have checkpoints (a LangGraph
-    /// database has no thread records). Reads every checkpoint once to find the latter.
-    pub async fn thread_ids(&self) -> DomainResult<Vec<ThreadId>> {
-        let mut ids = BTreeSet::new();
-        let mut offset = 0;
-        loop {
-            let page = self
-                .stores
-                .threads
-                .search(
-                    &UserScope::Unscoped,
-                    &ThreadQuery {
-                        filter: ThreadFilter::default(),
-                        status: None,
-                        session_id: None,
-                        page: OffsetPage::new(PAGE, offset)?,
-                    },
-                )
-                .await?;
-            offset += page.items.len() as u64;
-            ids.extend(page.items.into_iter().map(|t| t.id));
-            if !page.has_more {
-                break;
-            }
-        }
-        for t in self
-            .stores
-            .checkpoints
-            .list(&CheckpointQuery::default())
-            .await?
-        {
-            ids.insert(t.thread_id);
-        }
-        Ok(ids.into_iter().collect())
-    }
-
-    /// Everything held for one thread, in an order an importer can apply: the thread record,
-    /// checkpoints oldest first with their writes, events, feedback, chat stream, branches,
-    /// snapshots.
-    pub async fn thread_records(&self, thread: &ThreadId) -> DomainResult<Vec<Record>> {
-        let scope = UserScope::Unscoped;
-        let mut out = Vec::new();
-        if let Some(t) = self.stores.threads.get(&scope, thread).await? {
-            out.push(Record::Thread(ThreadRecord {
-                thread_id: t.id.into_inner(),
-                session_id: t.session_id.map(SessionId::into_inner),
-                owner: t.owner.map(UserId::into_inner),
-                assistant_id: t.assistant_id,
-                display_name: t.display_name,
-                status: t.status.as_str().to_owned(),
-                metadata: t.metadata,
-            }));
-        }
-        let mut tuples = self
-            .stores
-            .checkpoints
-            .list(&CheckpointQuery::thread(thread.clone()))
-            .await?;
-        tuples.reverse();
-        for t in &tuples {
-            out.extend(checkpoint_records(t));
-        }
-        // Run events: runs are discovered through the message rows.
-        let mut runs = BTreeSet::new();
-        let mut cursor = 0;
-        loop {
-            let page = self
-                .stores
-                .run_events
-                .list_messages(&scope, thread, SeqPage::After(cursor, Limit::new(PAGE)?))
-                .await?;
-            let Some(last) = page.last().map(|e| e.seq) else {
-                break;
-            };
-            if last <= cursor {
-                return Err(DomainError::storage(
-                    "export.run_events",
-                    format!("message page after seq {cursor} did not advance"),
-                ));
-            }
-            runs.extend(page.iter().map(|e| e.run_id.clone()));
-            cursor = last;
-            if page.len() < PAGE as usize {
-                break;
-            }
-        }
-        let mut events = Vec::new();
-        for run in &runs {
-            let mut after = None;
-            loop {
-                let mut q = EventQuery::run(thread.clone(), run.clone());
-                q.after_seq = after;
-                q.limit = Limit::new(PAGE)?;
-                let page = self.stores.run_events.list_events(&scope, &q).await?;
-                let n = page.len();
-                after = page.last().map(|e| e.seq);
-                events.extend(page);
-                if n < PAGE as usize {
-                    break;
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<LineMembers, A::Error> {
+                use serde::de::Error as _;
+                let mut tag = None;
+                let mut members = JsonMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "kind" && tag.is_none() {
+                        tag = Some(map.next_value::<String>()?);
+                    } else if members.contains_key(&key) {
+                        return Err(A::Error::custom(format!("duplicate field `{key}`")));
+                    } else {
+                        let value = map.next_value::<JsonValue>()?;
+                        members.insert(key, value);
+                    }
                 }
+                let tag = tag.ok_or_else(|| A::Error::missing_field("kind"))?;
+                Ok(LineMembers { tag, members })
             }
         }
-        events.sort_by_key(|e| e.seq);
-        for e in events {
-            out.push(Record::Event(EventRecord {
-                thread_id: e.thread_id.into_inner(),
-                run_id: e.run_id.into_inner(),
-                seq: e.seq,
-                event_type: e.event_type.into_inner(),
-                category: e.category.into_inner(),
-                content: e.content,
-                metadata: e.metadata,
-                created_at: e.created_at,
-                user_id: e.user_id.map(UserId::into_inner),
-            }));
-        }
-        let feedback = self
-            .stores
-            .feedback
-            .list_by_thread(&scope, thread, Limit::new(Limit::MAX)?)
-            .await?;
-        if feedback.has_more {
-            return Err(DomainError::invalid(
-                "feedback",
-                format!(
-                    "thread {thread} has more than {} feedback rows; the feedback port cannot page further",
-                    Limit::MAX
-                ),
-            ));
-        }
-        for f in feedback.items {
-            out.push(Record::Feedback(FeedbackRecord {
-                thread_id: f.thread_id.into_inner(),
-                run_id: f.run_id.into_inner(),
-                user_id: f.user_id.map(UserId::into_inner),
-                message_id: f.message_id,
-                rating: f.rating.value(),
-                comment: f.comment,
-            }));
-        }
-        if let Some(c) = self.stores.chat_streams.get(&scope, thread).await? {
-            out.push(Record::ChatStream(ChatStreamRecord {
-                thread_id: c.thread_id.into_inner(),
-                user_id: c.user_id.map(UserId::into_inner),
-                frames: c.frames,
-            }));
-        }
-        for b in self.stores.branches.list_for_thread(thread).await? {
-            out.push(Record::Branch(BranchRecord {
-                branch_id: b.id.to_string(),
-                name: b.name.to_string(),
-                source_thread_id: b.source_thread_id.into_inner(),
-                source_checkpoint_ns: b.source_namespace.into_inner(),
-                source_checkpoint_id: b.source_checkpoint_id.into_inner(),
-                thread_id: b.thread_id.into_inner(),
-                metadata: b.metadata,
-                created_at: b.created_at,
-            }));
-        }
-        for s in self.stores.snapshots.list_for_thread(thread).await? {
-            out.push(Record::Snapshot(SnapshotRecord {
-                snapshot_id: s.id.to_string(),
-                thread_id: s.thread_id.into_inner(),
-                checkpoint_ns: s.namespace.into_inner(),
-                checkpoint_id: s.checkpoint_id.into_inner(),
-                name: s.name.to_string(),
-                description: s.description,
-                kind: s.kind.as_str().to_owned(),
-                metadata: s.metadata,
-                created_at: s.created_at,
-            }));
-        }
-        Ok(out)
+        deserializer.deserialize_map(Visitor)
     }
 }
 
-/// The checkpoint line and one writes line per task of a tuple.
-pub fn checkpoint_records(t: &CheckpointTuple) -> Vec<Record> {
-    let mut out = Vec::new();
-    let checkpoint = match wire::checkpoint_json(&t.checkpoint) {
-        JsonValue::Object(o) => o,
-        _ => JsonMap::new(),
-    };
-    out.push(Record::Checkpoint(CheckpointRecord {
-        thread_id: t.thread_id.as_str().to_owned(),
-        checkpoint_ns: t.namespace.as_str().to_owned(),
-        parent_checkpoint_id: t.parent_id.as_ref().map(|p| p.as_str().to_owned()),
-        checkpoint,
-        metadata: t.metadata.0.clone(),
-    }));
-    let mut by_task: BTreeMap<(String, String), Vec<&PendingWrite>> = BTreeMap::new();
-    for w in &t.pending_writes {
-        by_task
-            .entry((w.task_id.as_str().to_owned(), w.task_path.clone()))
-            .or_default()
-            .push(w);
+impl Record {
+    /// Reads one line of an export. Snapshot lines hold two `kind` members (the tag, then the
+    /// snapshot's kind); the first is the tag.
+    pub fn from_line(line: &str) -> serde_json::Result<Self> {
+        let LineMembers { tag, mut members } = serde_json::from_str(line)?;
+        if tag == "snapshot" {
+            return SnapshotRecord::deserialize(JsonValue::Object(members)).map(Self::Snapshot);
+        }
+        if members.contains_key("kind") {
+            return Err(serde::de::Error::custom("duplicate field `kind`"));
+        }
+        members.insert("kind".into(), JsonValue::String(tag));
+        Self::deserialize(JsonValue::Object(members))
     }
-    for ((task_id, task_path), mut writes) in by_task {
-        writes.sort_by_key(|w| w.idx);
-        out.push(Record::Writes(WritesRecord {
-            thread_id: t.thread_id.as_str().to_owned(),
-            checkpoint_ns: t.namespace.as_str().to_owned(),
-            checkpoint_id: t.checkpoint.id.as_str().to_owned(),
-            task_id,
-            task_path,
-            writes: writes
-                .iter()
-                .map(|w| WriteEntry {
-                    channel: w.channel.as_str().to_owned(),
-                    idx: w.idx,
-                    value: wire::value_json(&w.value),
+
+    /// The header line of an export of `source` (a redacted URL) started at `exported_at`.
+    pub fn header(source: String, exported_at: DateTime<Utc>) -> Self {
+        Self::Header {
+            format: FORMAT.into(),
+            version: FORMAT_VERSION,
+            source,
+            exported_at: crate::api::dto::ts(exported_at),
+        }
+    }
+
+    /// Refuses a header of another format or version; other lines pass.
+    pub fn check_header(&self) -> DomainResult<()> {
+        match self {
+            Self::Header {
+                format, version, ..
+            } if format != FORMAT || *version != FORMAT_VERSION => Err(corrupt(
+                "header",
+                format!(
+                    "unsupported format {format} v{version}; expected {FORMAT} v{FORMAT_VERSION}"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The typed record this line holds; every id and value is checked here. A header holds
+    /// no record.
+    pub fn into_transfer(self) -> DomainResult<TransferRecord> {
+        Ok(match self {
+            Self::Header { .. } => {
+                return Err(corrupt("header", "a header line holds no record"));
+            }
+            Self::Session(s) => TransferRecord::Session(s.try_into()?),
+            Self::Thread(t) => TransferRecord::Thread(t.try_into()?),
+            Self::Checkpoint(c) => TransferRecord::Checkpoint(Box::new(c.try_into()?)),
+            Self::Writes(w) => TransferRecord::Writes(w.try_into()?),
+            Self::Event(e) => TransferRecord::Event(e.try_into()?),
+            Self::Feedback(f) => TransferRecord::Feedback(f.try_into()?),
+            Self::ChatStream(c) => TransferRecord::ChatStream(c.try_into()?),
+            Self::Branch(b) => TransferRecord::Branch(b.try_into()?),
+            Self::Snapshot(s) => TransferRecord::Snapshot(s.try_into()?),
+            Self::Item(i) => TransferRecord::Item(i.try_into()?),
+        })
+    }
+}
+
+impl From<TransferRecord> for Record {
+    fn from(r: TransferRecord) -> Self {
+        match r {
+            TransferRecord::Session(s) => Self::Session(s.into()),
+            TransferRecord::Thread(t) => Self::Thread(t.into()),
+            TransferRecord::Checkpoint(c) => Self::Checkpoint((*c).into()),
+            TransferRecord::Writes(w) => Self::Writes(w.into()),
+            TransferRecord::Event(e) => Self::Event(e.into()),
+            TransferRecord::Feedback(f) => Self::Feedback(f.into()),
+            TransferRecord::ChatStream(c) => Self::ChatStream(c.into()),
+            TransferRecord::Branch(b) => Self::Branch(b.into()),
+            TransferRecord::Snapshot(s) => Self::Snapshot(s.into()),
+            TransferRecord::Item(i) => Self::Item(i.into()),
+        }
+    }
+}
+
+impl From<TypedSession> for SessionRecord {
+    fn from(s: TypedSession) -> Self {
+        Self {
+            session_id: s.id.into_inner(),
+            owner: s.owner.map(UserId::into_inner),
+            title: s.title,
+            metadata: s.metadata,
+            status: s.status.as_str().to_owned(),
+            max_checkpoints_per_thread: s.checkpoint_policy.max_checkpoints_per_thread,
+            retention_seconds: s.checkpoint_policy.retention_seconds,
+            exempt_snapshots: s.checkpoint_policy.exempt_snapshots,
+        }
+    }
+}
+
+impl TryFrom<SessionRecord> for TypedSession {
+    type Error = DomainError;
+
+    fn try_from(s: SessionRecord) -> DomainResult<Self> {
+        Ok(Self {
+            id: SessionId::parse(s.session_id)?,
+            owner: user(s.owner)?,
+            title: s.title,
+            metadata: s.metadata,
+            status: s.status.parse::<SessionStatus>()?,
+            checkpoint_policy: CheckpointPolicy::new(
+                s.max_checkpoints_per_thread,
+                s.retention_seconds,
+                s.exempt_snapshots,
+            )?,
+        })
+    }
+}
+
+impl From<TypedThread> for ThreadRecord {
+    fn from(t: TypedThread) -> Self {
+        Self {
+            thread_id: t.id.into_inner(),
+            session_id: t.session_id.map(SessionId::into_inner),
+            owner: t.owner.map(UserId::into_inner),
+            assistant_id: t.assistant_id,
+            display_name: t.display_name,
+            status: t.status.as_str().to_owned(),
+            metadata: t.metadata,
+        }
+    }
+}
+
+impl TryFrom<ThreadRecord> for TypedThread {
+    type Error = DomainError;
+
+    fn try_from(t: ThreadRecord) -> DomainResult<Self> {
+        Ok(Self {
+            id: ThreadId::parse(t.thread_id)?,
+            session_id: t.session_id.map(SessionId::parse).transpose()?,
+            owner: user(t.owner)?,
+            assistant_id: t.assistant_id,
+            display_name: t.display_name,
+            status: t.status.parse::<ThreadStatus>()?,
+            metadata: t.metadata,
+        })
+    }
+}
+
+impl From<TypedCheckpoint> for CheckpointRecord {
+    fn from(c: TypedCheckpoint) -> Self {
+        let checkpoint = match wire::checkpoint_json(&c.checkpoint) {
+            JsonValue::Object(o) => o,
+            _ => JsonMap::new(),
+        };
+        Self {
+            thread_id: c.thread_id.into_inner(),
+            checkpoint_ns: c.namespace.into_inner(),
+            parent_checkpoint_id: c.parent_id.map(CheckpointId::into_inner),
+            checkpoint,
+            metadata: c.metadata.0,
+        }
+    }
+}
+
+impl TryFrom<CheckpointRecord> for TypedCheckpoint {
+    type Error = DomainError;
+
+    fn try_from(c: CheckpointRecord) -> DomainResult<Self> {
+        let checkpoint = wire::parse_checkpoint(&c.checkpoint, false)
+            .map_err(|e| corrupt("checkpoint", e.message))?;
+        Ok(Self {
+            thread_id: ThreadId::parse(c.thread_id)?,
+            namespace: CheckpointNamespace::parse(c.checkpoint_ns)?,
+            // Early exports wrote the root's missing parent as "".
+            parent_id: c
+                .parent_checkpoint_id
+                .filter(|p| !p.is_empty())
+                .map(CheckpointId::parse)
+                .transpose()?,
+            checkpoint,
+            metadata: CheckpointMetadata(c.metadata),
+        })
+    }
+}
+
+impl From<TypedWrites> for WritesRecord {
+    fn from(w: TypedWrites) -> Self {
+        Self {
+            thread_id: w.target.thread_id.into_inner(),
+            checkpoint_ns: w.target.namespace.into_inner(),
+            checkpoint_id: w.target.checkpoint_id.into_inner(),
+            task_id: w.task_id.into_inner(),
+            task_path: w.task_path,
+            writes: w
+                .writes
+                .into_iter()
+                .map(|e| WriteEntry {
+                    channel: e.channel.into_inner(),
+                    idx: e.idx,
+                    value: wire::value_json(&e.value),
                 })
                 .collect(),
-        }));
-    }
-    out
-}
-
-/// Arranges a task's writes into `put_writes` calls that store exactly their indices: regular
-/// writes at their index position, special writes (whose index comes from their channel)
-/// filling the gaps. Returns the calls; a call of special channels only is an upsert.
-pub fn write_calls(
-    entries: &[(ChannelName, TypedValue, i64)],
-) -> Result<Vec<Vec<(ChannelName, TypedValue)>>, String> {
-    let mut regular: Vec<&(ChannelName, TypedValue, i64)> = entries
-        .iter()
-        .filter(|(c, _, _)| !is_special_write_channel(c.as_str()))
-        .collect();
-    regular.sort_by_key(|e| e.2);
-    let mut special: Vec<&(ChannelName, TypedValue, i64)> = entries
-        .iter()
-        .filter(|(c, _, _)| is_special_write_channel(c.as_str()))
-        .collect();
-    if regular.is_empty() {
-        return Ok(if special.is_empty() {
-            Vec::new()
-        } else {
-            vec![
-                special
-                    .iter()
-                    .map(|(c, v, _)| (c.clone(), v.clone()))
-                    .collect(),
-            ]
-        });
-    }
-    let mut call: Vec<(ChannelName, TypedValue)> = Vec::new();
-    for (c, v, idx) in regular {
-        if *idx < 0 {
-            return Err(format!("write on {c} has negative index {idx}"));
-        }
-        while (call.len() as i64) < *idx {
-            let Some((sc, sv, _)) = special.pop() else {
-                return Err(format!(
-                    "write on {c} has index {idx}, but nothing can fill position {}",
-                    call.len()
-                ));
-            };
-            call.push((sc.clone(), sv.clone()));
-        }
-        if call.len() as i64 != *idx {
-            return Err(format!("duplicate index {idx}"));
-        }
-        call.push((c.clone(), v.clone()));
-    }
-    for (sc, sv, _) in special {
-        call.push((sc.clone(), sv.clone()));
-    }
-    Ok(vec![call])
-}
-
-/// Writes records into a set of stores.
-pub struct Importer<'a> {
-    stores: &'a Stores,
-}
-
-impl<'a> Importer<'a> {
-    /// An importer over `stores`.
-    pub fn new(stores: &'a Stores) -> Self {
-        Self { stores }
-    }
-
-    /// Applies one record. Re-applying a record is harmless (puts replace, writes and
-    /// existing rows are left as they are), which makes interrupted copies resumable.
-    pub async fn apply(&self, record: &Record) -> DomainResult<()> {
-        match record {
-            Record::Header {
-                format, version, ..
-            } => {
-                if format != FORMAT || *version != FORMAT_VERSION {
-                    return Err(corrupt(
-                        "header",
-                        format!(
-                            "unsupported format {format} v{version}; expected {FORMAT} v{FORMAT_VERSION}"
-                        ),
-                    ));
-                }
-                Ok(())
-            }
-            Record::Session(s) => {
-                let scope = scope_of(&s.owner)?;
-                let session = Session {
-                    id: SessionId::parse(s.session_id.clone())?,
-                    owner: s.owner.clone().map(UserId::parse).transpose()?,
-                    title: s.title.clone(),
-                    metadata: s.metadata.clone(),
-                    status: s.status.parse::<SessionStatus>()?,
-                    checkpoint_policy: CheckpointPolicy::new(
-                        s.max_checkpoints_per_thread,
-                        s.retention_seconds,
-                        s.exempt_snapshots,
-                    )?,
-                    created_at: Utc::now(),
-                    updated_at: Utc::now(),
-                };
-                match self.stores.sessions.create(&scope, session).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_conflict() => Ok(()),
-                    Err(e) => Err(e),
-                }
-            }
-            Record::Thread(t) => {
-                let scope = scope_of(&t.owner)?;
-                let id = ThreadId::parse(t.thread_id.clone())?;
-                let new = NewThread {
-                    id: id.clone(),
-                    session_id: t.session_id.clone().map(SessionId::parse).transpose()?,
-                    assistant_id: t.assistant_id.clone(),
-                    display_name: t.display_name.clone(),
-                    metadata: t.metadata.clone(),
-                };
-                self.stores.threads.create(&scope, new).await?;
-                let status = t.status.parse::<ThreadStatus>()?;
-                if status != ThreadStatus::Idle {
-                    let update = ThreadUpdate {
-                        status: Some(status),
-                        touch: false,
-                        ..ThreadUpdate::default()
-                    };
-                    self.stores.threads.update(&scope, &id, update).await?;
-                }
-                Ok(())
-            }
-            Record::Checkpoint(c) => {
-                let checkpoint = wire::parse_checkpoint(&c.checkpoint, false)
-                    .map_err(|e| corrupt("checkpoint", e.message))?;
-                // Every channel with a value is written as new, so layouts that store values
-                // per version (PostgreSQL) get a blob for each.
-                let new_versions: ChannelVersions = checkpoint
-                    .channel_versions
-                    .iter()
-                    .filter(|(k, _)| checkpoint.channel_values.contains_key(*k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                let put = CheckpointPut {
-                    thread_id: ThreadId::parse(c.thread_id.clone())?,
-                    namespace: CheckpointNamespace::parse(c.checkpoint_ns.clone())?,
-                    parent_id: c
-                        .parent_checkpoint_id
-                        .clone()
-                        .filter(|p| !p.is_empty())
-                        .map(CheckpointId::parse)
-                        .transpose()?,
-                    checkpoint,
-                    metadata: CheckpointMetadata(c.metadata.clone()),
-                    new_versions,
-                };
-                self.stores.checkpoints.put(put).await.map(|_| ())
-            }
-            Record::Writes(w) => {
-                let mut entries = Vec::with_capacity(w.writes.len());
-                for e in &w.writes {
-                    let value = wire::parse_value(&e.value, "write")
-                        .map_err(|err| corrupt("write", err.message))?;
-                    entries.push((ChannelName::parse(e.channel.clone())?, value, e.idx));
-                }
-                let calls = write_calls(&entries).map_err(|e| corrupt("writes", e))?;
-                let target = CheckpointRef {
-                    thread_id: ThreadId::parse(w.thread_id.clone())?,
-                    namespace: CheckpointNamespace::parse(w.checkpoint_ns.clone())?,
-                    checkpoint_id: CheckpointId::parse(w.checkpoint_id.clone())?,
-                };
-                for writes in calls {
-                    self.stores
-                        .checkpoints
-                        .put_writes(WriteBatch {
-                            target: target.clone(),
-                            task_id: TaskId::parse(w.task_id.clone())?,
-                            task_path: w.task_path.clone(),
-                            writes,
-                        })
-                        .await?;
-                }
-                Ok(())
-            }
-            Record::Event(e) => {
-                let scope = scope_of(&e.user_id)?;
-                let mut ev = NewRunEvent::new(
-                    ThreadId::parse(e.thread_id.clone())?,
-                    RunId::parse(e.run_id.clone())?,
-                    EventType::parse(e.event_type.clone())?,
-                    EventCategory::parse(e.category.clone())?,
-                )
-                .with_content(e.content.clone())
-                .with_metadata(e.metadata.clone());
-                ev.created_at = Some(e.created_at);
-                self.stores.run_events.put(&scope, ev).await.map(|_| ())
-            }
-            Record::Feedback(f) => {
-                let scope = scope_of(&f.user_id)?;
-                let new = NewFeedback {
-                    thread_id: ThreadId::parse(f.thread_id.clone())?,
-                    run_id: RunId::parse(f.run_id.clone())?,
-                    rating: Rating::new(f.rating)?,
-                    comment: f.comment.clone(),
-                    message_id: f.message_id.clone(),
-                };
-                match self.stores.feedback.create(&scope, new).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_conflict() => Ok(()),
-                    Err(e) => Err(e),
-                }
-            }
-            Record::ChatStream(c) => {
-                let scope = scope_of(&c.user_id)?;
-                let thread = ThreadId::parse(c.thread_id.clone())?;
-                if self
-                    .stores
-                    .chat_streams
-                    .get(&scope, &thread)
-                    .await?
-                    .is_some()
-                {
-                    return Ok(());
-                }
-                if c.frames.is_empty() {
-                    return Ok(());
-                }
-                self.stores
-                    .chat_streams
-                    .append(&scope, &thread, c.frames.clone())
-                    .await
-                    .map(|_| ())
-            }
-            Record::Branch(b) => {
-                let id = BranchId::parse(&b.branch_id)?;
-                if self.stores.branches.get(id).await?.is_some() {
-                    return Ok(());
-                }
-                let branch = Branch {
-                    id,
-                    name: Name::parse(b.name.clone())?,
-                    source_thread_id: ThreadId::parse(b.source_thread_id.clone())?,
-                    source_namespace: CheckpointNamespace::parse(b.source_checkpoint_ns.clone())?,
-                    source_checkpoint_id: CheckpointId::parse(b.source_checkpoint_id.clone())?,
-                    thread_id: ThreadId::parse(b.thread_id.clone())?,
-                    metadata: b.metadata.clone(),
-                    created_at: b.created_at,
-                };
-                self.stores.branches.create(branch).await.map(|_| ())
-            }
-            Record::Snapshot(s) => {
-                let id = SnapshotId::parse(&s.snapshot_id)?;
-                if self.stores.snapshots.get(id).await?.is_some() {
-                    return Ok(());
-                }
-                let snapshot = Snapshot {
-                    id,
-                    thread_id: ThreadId::parse(s.thread_id.clone())?,
-                    namespace: CheckpointNamespace::parse(s.checkpoint_ns.clone())?,
-                    checkpoint_id: CheckpointId::parse(s.checkpoint_id.clone())?,
-                    name: Name::parse(s.name.clone())?,
-                    description: s.description.clone(),
-                    kind: s.kind.parse::<SnapshotKind>()?,
-                    metadata: s.metadata.clone(),
-                    created_at: s.created_at,
-                };
-                self.stores.snapshots.create(snapshot).await.map(|_| ())
-            }
-            Record::Item(i) => {
-                let ttl = match i.expires_at {
-                    None => None,
-                    Some(at) => {
-                        let left = (at - Utc::now()).num_seconds();
-                        if left <= 0 {
-                            return Ok(()); // already expired: nothing to carry over
-                        }
-                        Some(left as u64)
-                    }
-                };
-                self.stores
-                    .items
-                    .put(
-                        &ItemNamespace::parse(i.namespace.clone())?,
-                        &ItemKey::parse(i.key.clone())?,
-                        i.value.clone(),
-                        ttl,
-                    )
-                    .await
-                    .map(|_| ())
-            }
         }
     }
 }
 
-/// A comparable digest of one tuple: ids, parent, metadata, every value's tag and bytes,
-/// versions, and the writes with their indices.
-fn tuple_digest(t: &CheckpointTuple) -> JsonValue {
-    let values: JsonMap<String, JsonValue> = t
-        .checkpoint
-        .channel_values
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                serde_json::json!([v.type_tag(), STANDARD.encode(v.bytes())]),
-            )
+impl TryFrom<WritesRecord> for TypedWrites {
+    type Error = DomainError;
+
+    fn try_from(w: WritesRecord) -> DomainResult<Self> {
+        let mut writes = Vec::with_capacity(w.writes.len());
+        for e in w.writes {
+            let value = wire::parse_value(&e.value, "write")
+                .map_err(|err| corrupt("write", err.message))?;
+            writes.push(IndexedWrite {
+                channel: ChannelName::parse(e.channel)?,
+                idx: e.idx,
+                value,
+            });
+        }
+        Ok(Self {
+            target: CheckpointRef {
+                thread_id: ThreadId::parse(w.thread_id)?,
+                namespace: CheckpointNamespace::parse(w.checkpoint_ns)?,
+                checkpoint_id: CheckpointId::parse(w.checkpoint_id)?,
+            },
+            task_id: TaskId::parse(w.task_id)?,
+            task_path: w.task_path,
+            writes,
         })
-        .collect();
-    let mut writes: Vec<JsonValue> = t
-        .pending_writes
-        .iter()
-        .map(|w| {
-            serde_json::json!([
-                w.task_id.as_str(),
-                w.task_path,
-                w.idx,
-                w.channel.as_str(),
-                w.value.type_tag(),
-                STANDARD.encode(w.value.bytes())
-            ])
+    }
+}
+
+impl From<RunEvent> for EventRecord {
+    fn from(e: RunEvent) -> Self {
+        Self {
+            thread_id: e.thread_id.into_inner(),
+            run_id: e.run_id.into_inner(),
+            seq: e.seq,
+            event_type: e.event_type.into_inner(),
+            category: e.category.into_inner(),
+            content: e.content,
+            metadata: e.metadata,
+            created_at: e.created_at,
+            user_id: e.user_id.map(UserId::into_inner),
+        }
+    }
+}
+
+impl TryFrom<EventRecord> for RunEvent {
+    type Error = DomainError;
+
+    fn try_from(e: EventRecord) -> DomainResult<Self> {
+        Ok(Self {
+            thread_id: ThreadId::parse(e.thread_id)?,
+            run_id: RunId::parse(e.run_id)?,
+            seq: e.seq,
+            event_type: EventType::parse(e.event_type)?,
+            category: EventCategory::parse(e.category)?,
+            content: e.content,
+            metadata: e.metadata,
+            created_at: e.created_at,
+            user_id: user(e.user_id)?,
         })
-        .collect();
-    writes.sort_by_key(|w| w.to_string());
-    let mut metadata = t.metadata.0.clone();
-    // LangGraph's PostgreSQL layout never stores a top-level "writes" key (compat §1.3).
-    metadata.shift_remove("writes");
-    serde_json::json!({
-        "ns": t.namespace.as_str(),
-        "id": t.checkpoint.id.as_str(),
-        "parent": t.parent_id.as_ref().map(|p| p.as_str()),
-        "v": t.checkpoint.v,
-        "ts": t.checkpoint.ts,
-        "values": values,
-        "versions": wire::checkpoint_json(&t.checkpoint)["channel_versions"],
-        "metadata": sorted(JsonValue::Object(metadata)),
-        "writes": writes,
-    })
-}
-
-/// JSON with object keys sorted (jsonb does not keep key order).
-fn sorted(v: JsonValue) -> JsonValue {
-    match v {
-        JsonValue::Object(o) => {
-            let mut entries: Vec<(String, JsonValue)> =
-                o.into_iter().map(|(k, v)| (k, sorted(v))).collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            JsonValue::Object(entries.into_iter().collect())
-        }
-        JsonValue::Array(a) => JsonValue::Array(a.into_iter().map(sorted).collect()),
-        other => other,
     }
 }
 
-/// Checks that the target holds the same checkpoints and writes for `thread` as the source.
-pub async fn verify_thread(
-    source: &Stores,
-    target: &Stores,
-    thread: &ThreadId,
-) -> Result<usize, String> {
-    let q = CheckpointQuery::thread(thread.clone());
-    let a = source
-        .checkpoints
-        .list(&q)
-        .await
-        .map_err(|e| e.to_string())?;
-    let b = target
-        .checkpoints
-        .list(&q)
-        .await
-        .map_err(|e| e.to_string())?;
-    if a.len() != b.len() {
-        return Err(format!(
-            "thread {thread}: {} checkpoints at the source, {} at the target",
-            a.len(),
-            b.len()
-        ));
-    }
-    let key = |t: &CheckpointTuple| {
-        (
-            t.namespace.as_str().to_owned(),
-            t.checkpoint.id.as_str().to_owned(),
-        )
-    };
-    let mut a: Vec<_> = a.iter().map(|t| (key(t), tuple_digest(t))).collect();
-    let mut b: Vec<_> = b.iter().map(|t| (key(t), tuple_digest(t))).collect();
-    a.sort_by(|x, y| x.0.cmp(&y.0));
-    b.sort_by(|x, y| x.0.cmp(&y.0));
-    for ((ka, da), (_, db)) in a.iter().zip(&b) {
-        if da != db {
-            return Err(format!(
-                "thread {thread}: checkpoint {} (namespace {:?}) differs after the copy",
-                ka.1, ka.0
-            ));
+impl From<TypedFeedback> for FeedbackRecord {
+    fn from(f: TypedFeedback) -> Self {
+        Self {
+            thread_id: f.thread_id.into_inner(),
+            run_id: f.run_id.into_inner(),
+            user_id: f.user_id.map(UserId::into_inner),
+            message_id: f.message_id,
+            rating: f.rating.value(),
+            comment: f.comment,
         }
     }
-    Ok(a.len())
+}
+
+impl TryFrom<FeedbackRecord> for TypedFeedback {
+    type Error = DomainError;
+
+    fn try_from(f: FeedbackRecord) -> DomainResult<Self> {
+        Ok(Self {
+            thread_id: ThreadId::parse(f.thread_id)?,
+            run_id: RunId::parse(f.run_id)?,
+            user_id: user(f.user_id)?,
+            message_id: f.message_id,
+            rating: Rating::new(f.rating)?,
+            comment: f.comment,
+        })
+    }
+}
+
+impl From<StreamRecord> for ChatStreamRecord {
+    fn from(c: StreamRecord) -> Self {
+        Self {
+            thread_id: c.thread_id.into_inner(),
+            user_id: c.user_id.map(UserId::into_inner),
+            frames: c.frames,
+        }
+    }
+}
+
+impl TryFrom<ChatStreamRecord> for StreamRecord {
+    type Error = DomainError;
+
+    fn try_from(c: ChatStreamRecord) -> DomainResult<Self> {
+        Ok(Self {
+            thread_id: ThreadId::parse(c.thread_id)?,
+            user_id: user(c.user_id)?,
+            frames: c.frames,
+        })
+    }
+}
+
+impl From<Branch> for BranchRecord {
+    fn from(b: Branch) -> Self {
+        Self {
+            branch_id: b.id.to_string(),
+            name: b.name.to_string(),
+            source_thread_id: b.source_thread_id.into_inner(),
+            source_checkpoint_ns: b.source_namespace.into_inner(),
+            source_checkpoint_id: b.source_checkpoint_id.into_inner(),
+            thread_id: b.thread_id.into_inner(),
+            metadata: b.metadata,
+            created_at: b.created_at,
+        }
+    }
+}
+
+impl TryFrom<BranchRecord> for Branch {
+    type Error = DomainError;
+
+    fn try_from(b: BranchRecord) -> DomainResult<Self> {
+        Ok(Self {
+            id: BranchId::parse(&b.branch_id)?,
+            name: Name::parse(b.name)?,
+            source_thread_id: ThreadId::parse(b.source_thread_id)?,
+            source_namespace: CheckpointNamespace::parse(b.source_checkpoint_ns)?,
+            source_checkpoint_id: CheckpointId::parse(b.source_checkpoint_id)?,
+            thread_id: ThreadId::parse(b.thread_id)?,
+            metadata: b.metadata,
+            created_at: b.created_at,
+        })
+    }
+}
+
+impl From<Snapshot> for SnapshotRecord {
+    fn from(s: Snapshot) -> Self {
+        Self {
+            snapshot_id: s.id.to_string(),
+            thread_id: s.thread_id.into_inner(),
+            checkpoint_ns: s.namespace.into_inner(),
+            checkpoint_id: s.checkpoint_id.into_inner(),
+            name: s.name.to_string(),
+            description: s.description,
+            kind: s.kind.as_str().to_owned(),
+            metadata: s.metadata,
+            created_at: s.created_at,
+        }
+    }
+}
+
+impl TryFrom<SnapshotRecord> for Snapshot {
+    type Error = DomainError;
+
+    fn try_from(s: SnapshotRecord) -> DomainResult<Self> {
+        Ok(Self {
+            id: SnapshotId::parse(&s.snapshot_id)?,
+            thread_id: ThreadId::parse(s.thread_id)?,
+            namespace: CheckpointNamespace::parse(s.checkpoint_ns)?,
+            checkpoint_id: CheckpointId::parse(s.checkpoint_id)?,
+            name: Name::parse(s.name)?,
+            description: s.description,
+            kind: s.kind.parse::<SnapshotKind>()?,
+            metadata: s.metadata,
+            created_at: s.created_at,
+        })
+    }
+}
+
+impl From<TypedItem> for ItemRecord {
+    fn from(i: TypedItem) -> Self {
+        Self {
+            namespace: i.namespace.labels().to_vec(),
+            key: i.key.into_inner(),
+            value: i.value,
+            expires_at: i.expires_at,
+        }
+    }
+}
+
+impl TryFrom<ItemRecord> for TypedItem {
+    type Error = DomainError;
+
+    fn try_from(i: ItemRecord) -> DomainResult<Self> {
+        Ok(Self {
+            namespace: ItemNamespace::parse(i.namespace)?,
+            key: ItemKey::parse(i.key)?,
+            value: i.value,
+            expires_at: i.expires_at,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ch(s: &str) -> ChannelName {
-        ChannelName::parse(s).unwrap()
-    }
-
-    #[test]
-    fn write_calls_reproduce_indices_with_specials_in_the_gaps() {
-        let v = TypedValue::null;
-        let calls = write_calls(&[
-            (ch("a"), v(), 0),
-            (ch("__interrupt__"), v(), -3),
-            (ch("b"), v(), 2),
-        ])
-        .unwrap();
-        assert_eq!(calls.len(), 1);
-        let batch = WriteBatch {
-            target: CheckpointRef {
-                thread_id: ThreadId::parse("t").unwrap(),
-                namespace: CheckpointNamespace::root(),
-                checkpoint_id: CheckpointId::parse("c").unwrap(),
-            },
-            task_id: TaskId::parse("x").unwrap(),
-            task_path: String::new(),
-            writes: calls[0].clone(),
-        };
-        let idx: Vec<i64> = batch.to_pending_writes().iter().map(|w| w.idx).collect();
-        assert_eq!(idx, [0, -3, 2]);
-        let only_special = write_calls(&[(ch("__error__"), v(), -1)]).unwrap();
-        assert_eq!(only_special[0].len(), 1);
-        assert!(
-            write_calls(&[(ch("a"), v(), 1)]).is_err(),
-            "a gap nothing can fill"
-        );
-    }
 
     #[test]
     fn records_round_trip_as_json_lines() {
@@ -1014,6 +734,79 @@ mod tests {
         });
         let line = serde_json::to_string(&r).unwrap();
         assert!(line.starts_with("{\"kind\":\"item\""), "{line}");
-        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), r);
+        assert_eq!(Record::from_line(&line).unwrap(), r);
+    }
+
+    #[test]
+    fn snapshot_lines_read_back_despite_their_two_kind_members() {
+        let r = Record::Snapshot(SnapshotRecord {
+            snapshot_id: "0195f3a0-0000-7000-8000-000000000002".into(),
+            thread_id: "t".into(),
+            checkpoint_ns: String::new(),
+            checkpoint_id: "c".into(),
+            name: "m".into(),
+            description: None,
+            kind: "backup".into(),
+            metadata: JsonObject::new(),
+            created_at: Utc::now(),
+        });
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(
+            line.starts_with("{\"kind\":\"snapshot\"") && line.contains("\"kind\":\"backup\""),
+            "the format as written: {line}"
+        );
+        assert_eq!(Record::from_line(&line).unwrap(), r);
+    }
+
+    #[test]
+    fn lines_that_are_not_records_are_refused() {
+        for line in [
+            "[]",
+            "{}",
+            "{\"kind\":\"thread\"}",
+            "{\"kind\":\"nope\"}",
+            "{\"kind\":\"item\",\"kind\":\"item\",\"namespace\":[],\"key\":\"k\",\"value\":{},\"expires_at\":null}",
+            "{\"kind\":\"item\",\"namespace\":[],\"namespace\":[],\"key\":\"k\",\"value\":{},\"expires_at\":null}",
+        ] {
+            assert!(Record::from_line(line).is_err(), "{line}");
+        }
+        let item = "{\"kind\":\"item\",\"namespace\":[\"a\"],\"key\":\"k\",\"value\":{},\"expires_at\":null}";
+        assert!(matches!(Record::from_line(item), Ok(Record::Item(_))));
+    }
+
+    #[test]
+    fn a_header_of_another_version_is_refused() {
+        let mut header = Record::header("memory://".into(), Utc::now());
+        assert!(header.check_header().is_ok());
+        if let Record::Header { version, .. } = &mut header {
+            *version = 2;
+        }
+        let err = header.check_header().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unsupported format waymark-export v2"),
+            "{err}"
+        );
+        assert!(header.into_transfer().is_err(), "a header holds no record");
+    }
+
+    #[test]
+    fn a_line_with_a_bad_id_is_an_invalid_record() {
+        let line = r#"{"kind":"thread","thread_id":"","session_id":null,"owner":null,"assistant_id":null,"display_name":null,"status":"idle","metadata":{}}"#;
+        let record: Record = serde_json::from_str(line).unwrap();
+        assert!(record.into_transfer().unwrap_err().is_invalid_input());
+    }
+
+    #[test]
+    fn writes_lines_map_to_typed_writes_and_back() {
+        let line = r#"{"kind":"writes","thread_id":"t","checkpoint_ns":"","checkpoint_id":"c","task_id":"k","task_path":"p","writes":[{"channel":"__interrupt__","idx":-3,"value":{"type":"msgpack","data":"og=="}},{"channel":"a","idx":0,"value":{"type":"null","data":""}}]}"#;
+        let record: Record = serde_json::from_str(line).unwrap();
+        let typed = record.clone().into_transfer().unwrap();
+        let TransferRecord::Writes(w) = &typed else {
+            panic!("{typed:?}")
+        };
+        assert_eq!(w.writes[0].idx, -3);
+        assert_eq!(w.writes[0].value.bytes(), [0xa2]);
+        assert_eq!(Record::from(typed), record);
     }
 }

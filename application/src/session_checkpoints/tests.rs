@@ -147,13 +147,7 @@ async fn applying_the_policy_isolates_a_failing_thread() {
     assert_eq!(report.failed_threads(), vec![&tid("t2")]);
     let t2 = &report.threads[1];
     assert!(t2.error.as_ref().unwrap().is_storage());
-    let json = serde_json::to_value(&report).unwrap();
-    assert!(
-        json["threads"][1]["error"]
-            .as_str()
-            .unwrap()
-            .contains("timeout")
-    );
+    assert!(t2.error.as_ref().unwrap().to_string().contains("timeout"));
 }
 
 #[tokio::test]

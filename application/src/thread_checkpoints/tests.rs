@@ -194,10 +194,7 @@ async fn a_new_checkpoint_sits_on_the_head_and_advances_only_changed_versions() 
         put.checkpoint.ts, "2026-01-02T03:04:05+00:00",
         "ts from the injected clock"
     );
-    assert!(
-        uuid6_time(put.checkpoint.id.as_str()).is_some(),
-        "a fresh uuid6 id"
-    );
+    assert!(put.checkpoint.id.uuid6_time().is_some(), "a fresh uuid6 id");
 }
 
 #[tokio::test]
@@ -783,7 +780,7 @@ async fn rolling_back_to_the_head_writes_nothing() {
 
 fn aged(id: &str, days_old: i64, ns: &str) -> CheckpointTuple {
     let mut t = tuple(id, None, 0, &[]);
-    t.checkpoint.ts = iso_timestamp(clock().now() - Duration::days(days_old));
+    t.checkpoint.ts = python_isoformat(clock().now() - Duration::days(days_old));
     t.namespace = CheckpointNamespace::parse(ns).unwrap();
     t
 }
@@ -909,22 +906,4 @@ async fn an_unbounded_policy_reads_nothing() {
         .apply_retention(&U, &tid("t1"), &CheckpointPolicy::default())
         .await;
     assert!(out.error.is_none() && out.removed.is_empty());
-}
-
-#[test]
-fn uuid6_ids_carry_their_time_and_other_text_does_not() {
-    let before = Utc::now() - Duration::seconds(1);
-    let id = CheckpointId::generate(3);
-    let at = uuid6_time(id.as_str()).unwrap();
-    assert!(
-        at > before && at < Utc::now() + Duration::seconds(1),
-        "{at}"
-    );
-    assert_eq!(uuid6_time("c1"), None);
-    assert_eq!(uuid6_time(&uuid::Uuid::new_v4().to_string()), None);
-    let mut t = tuple("x", None, 0, &[]);
-    t.checkpoint.ts = "not a time".into();
-    t.checkpoint.id = id;
-    assert_eq!(checkpoint_time(&t), Some(at));
-    assert_eq!(iso_timestamp(clock().now()), "2026-01-02T03:04:05+00:00");
 }

@@ -849,7 +849,7 @@ pub struct HistoryDto {
     pub messages: Vec<JsonObject>,
     /// Where they came from: `event_store`, `checkpoint` or `empty`.
     #[schema(value_type = String)]
-    pub source: waymark_application::thread_history::HistorySource,
+    pub source: HistorySourceDto,
     /// False when feedback was not configured or its lookup failed.
     pub feedback_attached: bool,
 }
@@ -858,8 +858,42 @@ impl From<waymark_application::thread_history::ThreadHistory> for HistoryDto {
     fn from(h: waymark_application::thread_history::ThreadHistory) -> Self {
         Self {
             messages: h.messages,
-            source: h.source,
+            source: h.source.into(),
             feedback_attached: h.feedback_attached,
+        }
+    }
+}
+
+/// Where a thread's history came from, as the wire names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistorySourceDto {
+    /// The event store (the full transcript).
+    EventStore,
+    /// The latest checkpoint's `messages` channel.
+    Checkpoint,
+    /// Neither had messages.
+    Empty,
+}
+
+impl HistorySourceDto {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EventStore => "event_store",
+            Self::Checkpoint => "checkpoint",
+            Self::Empty => "empty",
+        }
+    }
+}
+
+impl From<waymark_application::thread_history::HistorySource> for HistorySourceDto {
+    fn from(s: waymark_application::thread_history::HistorySource) -> Self {
+        use waymark_application::thread_history::HistorySource as S;
+        match s {
+            S::EventStore => Self::EventStore,
+            S::Checkpoint => Self::Checkpoint,
+            S::Empty => Self::Empty,
         }
     }
 }
@@ -961,6 +995,25 @@ pub struct MessageDiffDto {
     pub unchanged: usize,
 }
 
+impl From<waymark_application::thread_checkpoints::MessageDiff> for MessageDiffDto {
+    fn from(m: waymark_application::thread_checkpoints::MessageDiff) -> Self {
+        Self {
+            added: m.added,
+            removed: m.removed,
+            changed: m
+                .changed
+                .into_iter()
+                .map(|x| MessageChangeDto {
+                    key: x.key,
+                    before: x.before,
+                    after: x.after,
+                })
+                .collect(),
+            unchanged: m.unchanged,
+        }
+    }
+}
+
 /// What changed in one channel between two checkpoints.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChannelChangeDto {
@@ -1024,20 +1077,7 @@ impl From<waymark_application::thread_checkpoints::CheckpointDiff> for Checkpoin
                     from_bytes: c.from_bytes,
                     to_bytes: c.to_bytes,
                     type_changed: c.type_changed,
-                    messages: c.messages.map(|m| MessageDiffDto {
-                        added: m.added,
-                        removed: m.removed,
-                        changed: m
-                            .changed
-                            .into_iter()
-                            .map(|x| MessageChangeDto {
-                                key: x.key,
-                                before: x.before,
-                                after: x.after,
-                            })
-                            .collect(),
-                        unchanged: m.unchanged,
-                    }),
+                    messages: c.messages.map(MessageDiffDto::from),
                     decode_error: c.decode_error,
                 })
                 .collect(),

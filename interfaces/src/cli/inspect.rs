@@ -13,7 +13,9 @@ use waymark_domain::thread::{Thread, ThreadFilter, ThreadQuery, ThreadStatus};
 use waymark_domain::{CheckpointId, CheckpointNamespace, SessionId, ThreadId, UserScope};
 
 use super::{CliError, CliResult, DbArgs, OutputArgs};
-use crate::api::dto::{CheckpointEntry, CheckpointState, EventDto, ThreadDto};
+use crate::api::dto::{
+    CheckpointEntry, CheckpointState, EventDto, HistoryDto, MessageDiffDto, ThreadDto,
+};
 use crate::render;
 use crate::services::{LangGraphMessageCodec, Services};
 
@@ -516,8 +518,8 @@ pub fn diff_json(a: &CheckpointTuple, b: &CheckpointTuple) -> JsonValue {
         if k.as_str() == "messages"
             && let (Some(ma), Some(mb)) = (messages_of(a), messages_of(b))
         {
-            entry["messages"] =
-                serde_json::to_value(diff_messages(&ma, &mb)).unwrap_or(JsonValue::Null);
+            entry["messages"] = serde_json::to_value(MessageDiffDto::from(diff_messages(&ma, &mb)))
+                .unwrap_or(JsonValue::Null);
         }
         changed.push(entry);
     }
@@ -646,14 +648,14 @@ pub async fn messages(a: MessagesArgs) -> CliResult {
         .history(&scope, &thread)
         .await
         .map_err(|e| CliError::new(e.to_string()))?;
+    let history = HistoryDto::from(history);
     if a.out.json {
         return print_json(&history);
     }
-    let source = serde_json::to_value(history.source).unwrap_or(JsonValue::Null);
     println!(
         "{} messages of thread {thread} (from {})",
         history.messages.len(),
-        source.as_str().unwrap_or("?")
+        history.source.as_str()
     );
     for m in &history.messages {
         let m = JsonValue::Object(m.clone());

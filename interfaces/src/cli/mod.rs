@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use waymark_application::ApplicationError;
 use waymark_domain::DomainError;
 
 use crate::backend::{self, Backend, BackendError, DatabaseUrl};
@@ -62,6 +63,15 @@ impl From<DomainError> for CliError {
             Self::usage(e.to_string())
         } else {
             Self::new(e.to_string())
+        }
+    }
+}
+
+impl From<ApplicationError> for CliError {
+    fn from(e: ApplicationError) -> Self {
+        match e {
+            ApplicationError::Domain(d) => d.into(),
+            other => Self::new(other.to_string()),
         }
     }
 }

@@ -1,16 +1,21 @@
 //! `waymark export`, `import` and `copy`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use waymark_domain::{Stores, ThreadId};
+use waymark_application::transfer::{
+    CopyCheck, Exporter, Importer, ThreadSelection, TransferRecord, verify_thread,
+};
+use waymark_domain::ThreadId;
+use waymark_domain::clock::{Clock, SystemClock};
 
 use super::{CliError, CliResult, DbArgs, FileArg};
-use crate::backend::{self, redact};
-use crate::transfer::{Exporter, FORMAT, FORMAT_VERSION, Importer, Record, verify_thread};
+use crate::backend::{self, Backend, redact};
+use crate::transfer::{FORMAT, FORMAT_VERSION, Record};
 
 /// `waymark export`.
 #[derive(Debug, Args)]
@@ -67,18 +72,15 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn parse_threads(ids: &[String]) -> CliResult<Vec<ThreadId>> {
-    ids.iter()
-        .map(|t| ThreadId::parse(t.clone()).map_err(CliError::from))
-        .collect()
-}
-
-async fn selected_threads(stores: &Stores, only: &[String]) -> CliResult<Vec<ThreadId>> {
-    if only.is_empty() {
-        Ok(Exporter::new(stores).thread_ids().await?)
-    } else {
-        parse_threads(only)
+fn selection(ids: &[String]) -> CliResult<ThreadSelection> {
+    if ids.is_empty() {
+        return Ok(ThreadSelection::All);
     }
+    let ids = ids
+        .iter()
+        .map(|t| ThreadId::parse(t.clone()).map_err(CliError::from))
+        .collect::<CliResult<Vec<_>>>()?;
+    Ok(ThreadSelection::Only(ids))
 }
 
 fn write_line(out: &mut dyn Write, r: &Record) -> CliResult {
@@ -86,22 +88,10 @@ fn write_line(out: &mut dyn Write, r: &Record) -> CliResult {
     writeln!(out, "{line}").map_err(|e| CliError::new(format!("cannot write the export: {e}")))
 }
 
-/// Sessions referenced by thread records.
-fn referenced_sessions(records: &[Record]) -> BTreeSet<String> {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Thread(t) => t.session_id.clone(),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Runs `waymark export`.
 pub async fn export(a: ExportArgs) -> CliResult {
     let backend = a.db.open().await?;
-    let stores = &backend.stores;
-    let exporter = Exporter::new(stores);
+    let exporter = Exporter::new(backend.stores.clone());
     let mut out: Box<dyn Write> = match &a.output {
         FileArg::Std => Box::new(BufWriter::new(std::io::stdout().lock())),
         FileArg::Path(p) => {
@@ -112,49 +102,24 @@ pub async fn export(a: ExportArgs) -> CliResult {
     };
     write_line(
         &mut out,
-        &Record::Header {
-            format: FORMAT.into(),
-            version: FORMAT_VERSION,
-            source: backend.url.to_string(),
-            exported_at: crate::api::dto::ts(chrono::Utc::now()),
-        },
+        &Record::header(backend.url.to_string(), SystemClock.now()),
     )?;
-    let threads = selected_threads(stores, &a.threads).await?;
-    let mut per_thread = Vec::with_capacity(threads.len());
+    let selection = selection(&a.threads)?;
+    let threads = exporter.selected_threads(&selection).await?;
+    let mut thread_records = Vec::new();
     let bar = progress(threads.len() as u64, "export");
     for t in &threads {
-        per_thread.push(exporter.thread_records(t).await?);
+        thread_records.extend(exporter.thread_records(t).await?);
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let globals = exporter
+        .global_records_for(&selection, &thread_records)
+        .await?;
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let globals = exporter.global_records().await?;
-    let wanted_sessions: Option<BTreeSet<String>> = if a.threads.is_empty() {
-        None
-    } else {
-        Some(
-            per_thread
-                .iter()
-                .flat_map(|r| referenced_sessions(r))
-                .collect(),
-        )
-    };
-    for r in &globals {
-        let keep = match (r, &wanted_sessions) {
-            (_, None) => true,
-            (Record::Session(s), Some(w)) => w.contains(&s.session_id),
-            (_, Some(_)) => false,
-        };
-        if keep {
-            *counts.entry(kind(r)).or_default() += 1;
-            write_line(&mut out, r)?;
-        }
-    }
-    for records in &per_thread {
-        for r in records {
-            *counts.entry(kind(r)).or_default() += 1;
-            write_line(&mut out, r)?;
-        }
+    for r in globals.into_iter().chain(thread_records) {
+        *counts.entry(kind(&r)).or_default() += 1;
+        write_line(&mut out, &Record::from(r))?;
     }
     out.flush()
         .map_err(|e| CliError::new(format!("cannot write the export: {e}")))?;
@@ -162,19 +127,18 @@ pub async fn export(a: ExportArgs) -> CliResult {
     Ok(())
 }
 
-fn kind(r: &Record) -> &'static str {
+fn kind(r: &TransferRecord) -> &'static str {
     match r {
-        Record::Header { .. } => "header",
-        Record::Session(_) => "sessions",
-        Record::Thread(_) => "threads",
-        Record::Checkpoint(_) => "checkpoints",
-        Record::Writes(_) => "write groups",
-        Record::Event(_) => "events",
-        Record::Feedback(_) => "feedback",
-        Record::ChatStream(_) => "chat streams",
-        Record::Branch(_) => "branches",
-        Record::Snapshot(_) => "snapshots",
-        Record::Item(_) => "items",
+        TransferRecord::Session(_) => "sessions",
+        TransferRecord::Thread(_) => "threads",
+        TransferRecord::Checkpoint(_) => "checkpoints",
+        TransferRecord::Writes(_) => "write groups",
+        TransferRecord::Event(_) => "events",
+        TransferRecord::Feedback(_) => "feedback",
+        TransferRecord::ChatStream(_) => "chat streams",
+        TransferRecord::Branch(_) => "branches",
+        TransferRecord::Snapshot(_) => "snapshots",
+        TransferRecord::Item(_) => "items",
     }
 }
 
@@ -192,7 +156,7 @@ fn summary(counts: &BTreeMap<&'static str, u64>) -> String {
 /// Runs `waymark import`.
 pub async fn import(a: ImportArgs) -> CliResult {
     let backend = a.db.open().await?;
-    let importer = Importer::new(&backend.stores);
+    let importer = Importer::new(backend.stores.clone(), Arc::new(SystemClock));
     let reader: Box<dyn BufRead> = match &a.input {
         FileArg::Std => Box::new(BufReader::new(std::io::stdin())),
         FileArg::Path(p) => {
@@ -204,11 +168,12 @@ pub async fn import(a: ImportArgs) -> CliResult {
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut saw_header = false;
     for (n, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| CliError::new(format!("line {}: {e}", n + 1)))?;
+        let at_line = |e: &dyn std::fmt::Display| CliError::new(format!("line {}: {e}", n + 1));
+        let line = line.map_err(|e| at_line(&e))?;
         if line.trim().is_empty() {
             continue;
         }
-        let record: Record = serde_json::from_str(&line)
+        let record = Record::from_line(&line)
             .map_err(|e| CliError::usage(format!("line {}: not an export record: {e}", n + 1)))?;
         if !saw_header && !matches!(record, Record::Header { .. }) {
             return Err(CliError::usage(format!(
@@ -217,13 +182,13 @@ pub async fn import(a: ImportArgs) -> CliResult {
             )));
         }
         saw_header = true;
-        importer
-            .apply(&record)
-            .await
-            .map_err(|e| CliError::new(format!("line {}: {e}", n + 1)))?;
-        if !matches!(record, Record::Header { .. }) {
-            *counts.entry(kind(&record)).or_default() += 1;
+        if let Record::Header { .. } = record {
+            record.check_header().map_err(|e| at_line(&e))?;
+            continue;
         }
+        let record = record.into_transfer().map_err(|e| at_line(&e))?;
+        importer.apply(&record).await.map_err(|e| at_line(&e))?;
+        *counts.entry(kind(&record)).or_default() += 1;
     }
     if !saw_header {
         return Err(CliError::usage("the input is empty: no export header"));
@@ -259,13 +224,12 @@ pub async fn copy(a: CopyArgs) -> CliResult {
     {
         done.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_owned));
     }
-    let exporter = Exporter::new(&source.stores);
-    let importer = Importer::new(&target.stores);
-    let threads = selected_threads(&source.stores, &a.threads).await?;
+    let exporter = Exporter::new(source.stores.clone());
+    let importer = Importer::new(target.stores.clone(), Arc::new(SystemClock));
+    let threads = exporter.selected_threads(&selection(&a.threads)?).await?;
 
     // Sessions first (threads name them), then items; both are idempotent.
-    let globals = exporter.global_records().await?;
-    for r in &globals {
+    for r in &exporter.global_records().await? {
         importer.apply(r).await?;
     }
 
@@ -289,9 +253,7 @@ pub async fn copy(a: CopyArgs) -> CliResult {
                 .await
                 .map_err(|e| CliError::new(format!("thread {t}: {e}")))?;
         }
-        checkpoints += verify_thread(&source.stores, &target.stores, t)
-            .await
-            .map_err(|e| CliError::new(format!("verification failed: {e}")))?;
+        checkpoints += verified(&source, &target, t).await?;
         writeln!(state, "{t}")
             .and_then(|()| state.flush())
             .map_err(|e| CliError::new(format!("cannot record progress: {e}")))?;
@@ -306,4 +268,30 @@ pub async fn copy(a: CopyArgs) -> CliResult {
         state_path.display()
     );
     Ok(())
+}
+
+/// The number of checkpoints of `thread` the target holds exactly as the source does, or the
+/// verification failure.
+async fn verified(source: &Backend, target: &Backend, thread: &ThreadId) -> CliResult<usize> {
+    let failed = |detail: String| CliError::new(format!("verification failed: {detail}"));
+    let check = verify_thread(
+        source.stores.checkpoints.as_ref(),
+        target.stores.checkpoints.as_ref(),
+        thread,
+    )
+    .await
+    .map_err(|e| failed(e.to_string()))?;
+    match check {
+        CopyCheck::Identical { checkpoints } => Ok(checkpoints),
+        CopyCheck::CountDiffers { source, target } => Err(failed(format!(
+            "thread {thread}: {source} checkpoints at the source, {target} at the target"
+        ))),
+        CopyCheck::Differs {
+            namespace,
+            checkpoint_id,
+        } => Err(failed(format!(
+            "thread {thread}: checkpoint {checkpoint_id} (namespace {:?}) differs after the copy",
+            namespace.as_str()
+        ))),
+    }
 }
