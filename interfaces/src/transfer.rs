@@ -701,7 +701,7 @@ impl<'a> Importer<'a> {
                 Ok(())
             }
             Record::Checkpoint(c) => {
-                let checkpoint = wire::parse_checkpoint(&c.checkpoint, false)
+                let checkpoint = wire::parse_checkpoint(&c.checkpoint)
                     .map_err(|e| corrupt("checkpoint", e.message))?;
                 // Every channel with a value is written as new, so layouts that store values
                 // per version (PostgreSQL) get a blob for each.

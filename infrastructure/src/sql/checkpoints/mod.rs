@@ -33,9 +33,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sea_orm::ConnectionTrait;
 use waymark_domain::checkpoint::{
-    CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef, CheckpointRepository,
-    CheckpointSummary, CheckpointTuple, PendingWrite, PruneStrategy, TypedValue, WriteBatch,
-    sort_pending_writes,
+    CheckpointCapabilities, CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef,
+    CheckpointRepository, CheckpointSummary, CheckpointTuple, PendingWrite, PruneStrategy,
+    TypedValue, WriteBatch, sort_pending_writes,
 };
 use waymark_domain::{
     ChannelName, CheckpointId, CheckpointNamespace, DomainError, DomainResult, JsonObject,
@@ -1084,6 +1084,14 @@ fn dedupe_writes(rows: Vec<PendingWrite>, upsert: bool) -> Vec<PendingWrite> {
 
 #[async_trait]
 impl CheckpointRepository for SqlCheckpointRepository {
+    /// Containment filters; PostgreSQL text and jsonb cannot hold U+0000.
+    fn capabilities(&self) -> CheckpointCapabilities {
+        CheckpointCapabilities {
+            refuses_nul_in_filters: self.kind() == Kind::Postgres,
+            ..CheckpointCapabilities::containment()
+        }
+    }
+
     async fn put(&self, put: CheckpointPut) -> DomainResult<CheckpointRef> {
         Ok(self.put_many(vec![put]).await?.remove(0))
     }
@@ -1183,6 +1191,7 @@ impl CheckpointRepository for SqlCheckpointRepository {
 
     async fn list(&self, query: &CheckpointQuery) -> DomainResult<Vec<CheckpointTuple>> {
         const OP: &str = "checkpoints.list";
+        self.capabilities().check_filter(&query.filter)?;
         if query.limit == Some(0) {
             return Ok(Vec::new());
         }
