@@ -522,6 +522,122 @@ pub struct CheckpointSummary {
     pub stored_bytes: Option<u64>,
 }
 
+/// How a checkpoint store's `list` matches a metadata filter (spec `langgraph-compat.md` §5).
+/// The store reports it ([`CheckpointRepository::capabilities`]); callers never guess it from
+/// a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterSemantics {
+    /// jsonb containment ([`json_contains`](crate::json::json_contains)): memory, Waymark's
+    /// native tables, LangGraph's PostgreSQL layout.
+    Containment,
+    /// `json_extract` path equality, as LangGraph's SQLite saver builds it: a key is a dotted
+    /// path and must match `^[a-zA-Z0-9_.-]+$`.
+    SqliteJsonExtract,
+}
+
+impl FilterSemantics {
+    /// Refuses a filter key this matching rule cannot use. `SqliteSaver` refuses keys outside
+    /// `^[a-zA-Z0-9_.-]+$` (they would be spliced into a JSON path); containment takes any key.
+    pub fn check_key(self, key: &str) -> DomainResult<()> {
+        let ok = match self {
+            Self::Containment => true,
+            Self::SqliteJsonExtract => {
+                !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(DomainError::invalid(
+                "filter",
+                format!(
+                    "metadata filter key {key:?} is not allowed: keys may contain only ASCII \
+                     letters, digits, '_', '.' and '-' (a dot descends into nested objects)"
+                ),
+            ))
+        }
+    }
+}
+
+/// The rules in which checkpoint layouts differ, as a store reports them
+/// ([`CheckpointRepository::capabilities`]). The store enforces them itself; callers read them
+/// to describe the store (the checkpointer's `GET /capabilities`, the contract suite) and to
+/// refuse bad input *before* doing anything else on its behalf (claiming a thread, listing the
+/// caller's threads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CheckpointCapabilities {
+    /// How `list` matches a metadata filter.
+    pub filter_semantics: FilterSemantics,
+    /// True when every channel value and extra key is embedded in one msgpack document
+    /// (LangGraph's SQLite layout, spec `langgraph-compat.md` §3.3), so only values tagged
+    /// [`EMBEDDABLE_TAGS`](Self::EMBEDDABLE_TAGS) can be stored. Pending writes keep any tag.
+    pub embeds_channel_values: bool,
+    /// True when the database cannot hold U+0000 in text (PostgreSQL): a filter containing it
+    /// is refused, since no stored metadata can contain it and the database would fail on it.
+    pub refuses_nul_in_filters: bool,
+}
+
+impl CheckpointCapabilities {
+    /// The serializer tags a msgpack document can embed as values.
+    pub const EMBEDDABLE_TAGS: [&'static str; 4] = [
+        TypedValue::MSGPACK,
+        TypedValue::NULL,
+        TypedValue::BYTES,
+        TypedValue::BYTEARRAY,
+    ];
+
+    /// A store with containment filters that stores every tag and any text.
+    pub const fn containment() -> Self {
+        Self {
+            filter_semantics: FilterSemantics::Containment,
+            embeds_channel_values: false,
+            refuses_nul_in_filters: false,
+        }
+    }
+
+    /// The layout rules of a put (on top of [`CheckpointPut::validate`], which every store
+    /// applies): on a layout that embeds values, every channel value and extra value carries
+    /// an [embeddable tag](Self::EMBEDDABLE_TAGS).
+    pub fn check_put(&self, put: &CheckpointPut) -> DomainResult<()> {
+        if !self.embeds_channel_values {
+            return Ok(());
+        }
+        let cp = &put.checkpoint;
+        let values = cp.channel_values.iter().map(|(k, v)| (k.as_str(), v));
+        let extra = cp.extra.iter().map(|(k, v)| (k.as_str(), v));
+        for (key, value) in values.chain(extra) {
+            if !Self::EMBEDDABLE_TAGS.contains(&value.type_tag()) {
+                return Err(DomainError::invalid(
+                    "checkpoint",
+                    format!(
+                        "{key:?} has serializer tag {:?}; this layout embeds every value in the \
+                         checkpoint document and stores only tags msgpack, null, bytes or bytearray",
+                        value.type_tag()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The layout rules of a `list` filter: keys the [matching rule](FilterSemantics::check_key)
+    /// accepts, and no U+0000 (in a key or any string value, at any depth) where the database
+    /// cannot hold it.
+    pub fn check_filter(&self, filter: &JsonObject) -> DomainResult<()> {
+        for key in filter.keys() {
+            self.filter_semantics.check_key(key)?;
+        }
+        if self.refuses_nul_in_filters {
+            check_json_object("filter", filter)?;
+        }
+        Ok(())
+    }
+}
+
 /// The checkpoint port: LangGraph's saver operations plus what the thread and session layers
 /// need (atomic multi-thread put, targeted deletes, summaries).
 ///
@@ -530,6 +646,11 @@ pub struct CheckpointSummary {
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait CheckpointRepository: Send + Sync {
+    /// The rules of this store's layout (filter matching, storable tags, text limits). The
+    /// store enforces them in every operation; callers read them to describe the store and to
+    /// refuse bad input before acting on it. Decorators must forward it.
+    fn capabilities(&self) -> CheckpointCapabilities;
+
     /// Stores a checkpoint (replacing one with the same key) and returns its reference.
     async fn put(&self, put: CheckpointPut) -> DomainResult<CheckpointRef>;
 
@@ -805,5 +926,73 @@ mod tests {
                 .unwrap_err()
                 .is_invalid_input()
         );
+    }
+
+    #[test]
+    fn sqlite_filter_keys_follow_langgraphs_pattern() {
+        let sqlite = FilterSemantics::SqliteJsonExtract;
+        assert!(sqlite.check_key("source").is_ok());
+        assert!(sqlite.check_key("a.b-c_d").is_ok());
+        for bad in ["a b", "x') OR 1=1 --", "", "a'", "$x", "é"] {
+            assert_eq!(invalid_field(sqlite.check_key(bad)), "filter", "{bad:?}");
+        }
+        assert!(FilterSemantics::Containment.check_key("a b").is_ok());
+    }
+
+    #[test]
+    fn capabilities_check_filters_by_layout() {
+        let nul = serde_json::json!({"a": {"b": ["x\u{0}"]}});
+        let nul = nul.as_object().unwrap();
+        let bad_key = serde_json::json!({"a b": 1});
+        let bad_key = bad_key.as_object().unwrap();
+        let containment = CheckpointCapabilities::containment();
+        assert!(containment.check_filter(nul).is_ok());
+        assert!(containment.check_filter(bad_key).is_ok());
+        let postgres = CheckpointCapabilities {
+            refuses_nul_in_filters: true,
+            ..containment
+        };
+        assert_eq!(invalid_field(postgres.check_filter(nul)), "filter");
+        let nul_key = serde_json::json!({"k\u{0}": 1});
+        assert!(postgres.check_filter(nul_key.as_object().unwrap()).is_err());
+        assert!(postgres.check_filter(bad_key).is_ok());
+        let sqlite = CheckpointCapabilities {
+            filter_semantics: FilterSemantics::SqliteJsonExtract,
+            ..containment
+        };
+        assert_eq!(invalid_field(sqlite.check_filter(bad_key)), "filter");
+        assert!(sqlite.check_filter(nul).is_ok());
+    }
+
+    #[test]
+    fn embedding_layouts_refuse_opaque_tags_in_values_and_extra() {
+        let embedding = CheckpointCapabilities {
+            embeds_channel_values: true,
+            ..CheckpointCapabilities::containment()
+        };
+        let mut ok = put();
+        for tag in CheckpointCapabilities::EMBEDDABLE_TAGS {
+            let bytes = if tag == TypedValue::NULL {
+                vec![]
+            } else {
+                vec![1]
+            };
+            let value = TypedValue::new(tag, bytes).unwrap();
+            ok.checkpoint.channel_values.insert(ch(tag), value);
+        }
+        assert!(embedding.check_put(&ok).is_ok());
+        let pickle = TypedValue::new("pickle", vec![0x80]).unwrap();
+        let mut in_values = put();
+        in_values
+            .checkpoint
+            .channel_values
+            .insert(ch("p"), pickle.clone());
+        assert_eq!(invalid_field(embedding.check_put(&in_values)), "checkpoint");
+        let mut in_extra = put();
+        in_extra.checkpoint.extra.insert("x".into(), pickle);
+        assert_eq!(invalid_field(embedding.check_put(&in_extra)), "checkpoint");
+        let separate = CheckpointCapabilities::containment();
+        assert!(separate.check_put(&in_values).is_ok());
+        assert!(separate.check_put(&in_extra).is_ok());
     }
 }

@@ -56,25 +56,6 @@ pub enum Layout {
     LangGraph,
 }
 
-/// How checkpoint `list` filters match metadata (spec `langgraph-compat.md` §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FilterSemantics {
-    /// jsonb-style containment.
-    Containment,
-    /// LangGraph's SQLite saver: `json_extract` path equality.
-    Sqlite,
-}
-
-impl FilterSemantics {
-    /// The protocol's name for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Containment => "containment",
-            Self::Sqlite => "sqlite",
-        }
-    }
-}
-
 /// A parsed database URL.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl {
@@ -139,14 +120,6 @@ impl DatabaseUrl {
             .trim_start_matches("sqlite://")
             .trim_start_matches("sqlite:");
         Some(p.split('?').next().unwrap_or(p))
-    }
-
-    /// How the checkpoint store of this URL filters metadata.
-    pub fn filter_semantics(&self) -> FilterSemantics {
-        match (self.engine, self.layout) {
-            (Engine::Sqlite, Layout::LangGraph) => FilterSemantics::Sqlite,
-            _ => FilterSemantics::Containment,
-        }
     }
 }
 
@@ -232,11 +205,6 @@ impl Backend {
     /// The engine.
     pub fn engine(&self) -> Engine {
         self.url.engine
-    }
-
-    /// The checkpoint filter semantics.
-    pub fn filter_semantics(&self) -> FilterSemantics {
-        self.url.filter_semantics()
     }
 
     /// In-memory stores on the given clock (tests pass a manual clock).
@@ -393,10 +361,8 @@ mod tests {
         assert_eq!((u.engine, u.layout), (Engine::Sqlite, Layout::LangGraph));
         assert_eq!(u.inner, "sqlite:///tmp/x.db?mode=rwc");
         assert_eq!(u.sqlite_path(), Some("/tmp/x.db"));
-        assert_eq!(u.filter_semantics(), FilterSemantics::Sqlite);
         let u = DatabaseUrl::parse("langgraph+postgres://u:pw@h/db").unwrap();
         assert_eq!((u.engine, u.layout), (Engine::Postgres, Layout::LangGraph));
-        assert_eq!(u.filter_semantics(), FilterSemantics::Containment);
         assert_eq!(
             DatabaseUrl::parse("memory://").unwrap().engine,
             Engine::Memory

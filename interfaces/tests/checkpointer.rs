@@ -1,11 +1,14 @@
-//! The remote checkpointer protocol over HTTP, against in-memory stores.
+//! The remote checkpointer protocol over HTTP, against in-memory stores (and, for the rules
+//! in which checkpoint layouts differ, against every layout).
 
 mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{TestApp, spawn_app};
+use support::{TestApp, drop_database, fresh_database, spawn_app, spawn_with};
 use waymark_domain::checkpoint::CheckpointQuery;
+use waymark_domain::{CheckpointNamespace, ThreadId};
+use waymark_interfaces::http::ServerConfig;
 
 const HELLO: &str = "pWhlbGxv"; // msgpack "hello"
 const LIST12: &str = "kgEC"; // msgpack [1, 2]
@@ -568,4 +571,83 @@ async fn an_unknown_protocol_version_is_refused() {
         (StatusCode::BAD_REQUEST, Some("ValueError"))
     );
     assert!(e["error"].as_str().unwrap().contains("version 1"));
+}
+
+/// Metadata is stored as given on every layout but one: LangGraph's `PostgresSaver` drops a
+/// top-level `"writes"` key (`get_serializable_checkpoint_metadata`, compat §1.3 step 3), and
+/// so does Waymark on LangGraph's PostgreSQL tables. Waymark's native PostgreSQL tables keep
+/// it, over HTTP exactly as through the Rust port; a nested `"writes"` survives everywhere.
+#[tokio::test]
+async fn only_the_langgraph_postgres_layout_drops_a_writes_metadata_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let mut urls = vec![
+        ("memory", "memory://".to_owned()),
+        ("sqlite", format!("sqlite://{}", file("native.db"))),
+        (
+            "langgraph+sqlite",
+            format!("langgraph+sqlite://{}", file("lg.db")),
+        ),
+    ];
+    let postgres = fresh_database("writes_metadata_key").await;
+    if let Some((url, _)) = &postgres {
+        urls.push(("postgres", url.clone()));
+        urls.push(("langgraph+postgres", format!("langgraph+{url}")));
+    }
+    let result = tokio::spawn(async move {
+        for (label, url) in urls {
+            let backend = waymark_interfaces::backend::open(&url)
+                .await
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let app = spawn_with(backend, ServerConfig::admin()).await;
+            let metadata = json!({
+                "source": "loop", "step": 1,
+                "writes": {"agent": {"messages": ["hi"]}},
+                "parents": {}, "nested": {"writes": 1},
+            });
+            put(&app, "t-writes", "", None, "c1", metadata.clone()).await;
+            let mut want = metadata;
+            if label == "langgraph+postgres" {
+                want.as_object_mut().unwrap().remove("writes");
+            }
+            let (s, body) = app
+                .post(
+                    "/checkpointer/get_tuple",
+                    &json!({"config": {"thread_id": "t-writes"}}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{label}: {body}");
+            assert_eq!(body["tuple"]["metadata"], want, "{label}: get_tuple");
+            let (s, body) = app
+                .post(
+                    "/checkpointer/list",
+                    &json!({"config": {"thread_id": "t-writes"}, "filter": {"step": 1}}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{label}: {body}");
+            assert_eq!(body["tuples"][0]["metadata"], want, "{label}: list");
+            let through_port = app
+                .backend
+                .stores
+                .checkpoints
+                .get_tuple(
+                    &ThreadId::parse("t-writes").unwrap(),
+                    &CheckpointNamespace::root(),
+                    None,
+                )
+                .await
+                .unwrap()
+                .expect("the checkpoint is stored");
+            assert_eq!(
+                Value::Object(through_port.metadata.0),
+                want,
+                "{label}: the Rust port reads what HTTP reads"
+            );
+        }
+    })
+    .await;
+    if let Some((_, name)) = postgres {
+        drop_database(&name).await;
+    }
+    result.expect("every layout");
 }

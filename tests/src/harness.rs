@@ -8,20 +8,11 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use futures::FutureExt;
 use waymark_domain::Stores;
+use waymark_domain::checkpoint::FilterSemantics;
 use waymark_domain::clock::ManualClock;
 
 /// A boxed future, as cleanup hooks and test bodies are passed around.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// How a backend's checkpoint `list` interprets a metadata filter (spec `langgraph-compat.md`
-/// §5). Tests that depend on the difference branch on this.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FilterSemantics {
-    /// jsonb containment (PostgreSQL, memory, Waymark's native layout).
-    Containment,
-    /// `json_extract` equality (LangGraph's SQLite layout).
-    SqliteJsonExtract,
-}
 
 /// One freshly created, empty backend for one test.
 pub struct TestBackend {
@@ -31,15 +22,8 @@ pub struct TestBackend {
     pub stores: Stores,
     /// The clock the stores read; tests move it to exercise TTL and retention.
     pub clock: Arc<ManualClock>,
-    /// The checkpoint filter rule of this backend.
-    pub filter_semantics: FilterSemantics,
     /// True when several OS processes may share the backend (SQL backends).
     pub multi_process: bool,
-    /// False for checkpoint layouts that embed every channel value in one msgpack document
-    /// (LangGraph's SQLite layout, spec `langgraph-compat.md` §3.3): there, channel values
-    /// with tags other than `msgpack`, `null`, `bytes` and `bytearray` cannot be stored and are
-    /// refused with `InvalidInput`. Pending writes keep any tag on every layout.
-    pub opaque_channel_values: bool,
     /// Behind a mutex only so that `TestBackend` is `Sync` (test bodies hold `&TestBackend`
     /// across awaits on a multi-threaded runtime); it is taken once, after the body.
     cleanup: std::sync::Mutex<Option<BoxFuture<'static, ()>>>,
@@ -52,17 +36,9 @@ impl TestBackend {
             name,
             stores,
             clock,
-            filter_semantics: FilterSemantics::Containment,
             multi_process: false,
-            opaque_channel_values: true,
             cleanup: std::sync::Mutex::new(None),
         }
-    }
-
-    /// Sets the filter rule.
-    pub fn with_filter_semantics(mut self, s: FilterSemantics) -> Self {
-        self.filter_semantics = s;
-        self
     }
 
     /// Marks the backend as shareable between processes.
@@ -71,11 +47,19 @@ impl TestBackend {
         self
     }
 
-    /// Declares that channel values with opaque serializer tags are refused (see
-    /// [`TestBackend::opaque_channel_values`]).
-    pub fn without_opaque_channel_values(mut self) -> Self {
-        self.opaque_channel_values = false;
-        self
+    /// The checkpoint filter rule of this backend, as its checkpoint store reports it (tests
+    /// that depend on the difference branch on this).
+    pub fn filter_semantics(&self) -> FilterSemantics {
+        self.stores.checkpoints.capabilities().filter_semantics
+    }
+
+    /// False for checkpoint layouts that embed every channel value in one msgpack document
+    /// (LangGraph's SQLite layout, spec `langgraph-compat.md` §3.3): there, channel values
+    /// with tags other than `msgpack`, `null`, `bytes` and `bytearray` cannot be stored and are
+    /// refused with `InvalidInput`. Pending writes keep any tag on every layout. Reported by
+    /// the checkpoint store.
+    pub fn opaque_channel_values(&self) -> bool {
+        !self.stores.checkpoints.capabilities().embeds_channel_values
     }
 
     /// Runs `cleanup` after the test body, whether it passed or panicked (drop a schema,

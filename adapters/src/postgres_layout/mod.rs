@@ -5,7 +5,8 @@
 //! `checkpoint_blobs` keyed by `(channel, version)` and written only for channels in
 //! `new_versions`; reads join blobs through the checkpoint's `channel_versions`; `put` updates
 //! only `checkpoint` and `metadata` of an existing row; writes upsert only when every channel
-//! is special and then keep their `task_path`; metadata filters use jsonb containment.
+//! is special and then keep their `task_path`; metadata filters use jsonb containment; a
+//! top-level `"writes"` metadata key is not stored (`get_serializable_checkpoint_metadata`).
 //!
 //! Beyond Python, every operation runs in one transaction (blobs before the checkpoint row),
 //! and the optional operations follow spec §6.3. Table names are unqualified: point the
@@ -23,9 +24,9 @@ use sea_orm::sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptio
 use sea_orm::sqlx::{self, Arguments, AssertSqlSafe, Postgres, Row, Transaction};
 use serde_json::value::RawValue;
 use waymark_domain::checkpoint::{
-    ChannelVersion, Checkpoint, CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef,
-    CheckpointRepository, CheckpointSummary, CheckpointTuple, PendingWrite, PruneStrategy,
-    TypedValue, WriteBatch, sort_pending_writes,
+    ChannelVersion, Checkpoint, CheckpointCapabilities, CheckpointMetadata, CheckpointPut,
+    CheckpointQuery, CheckpointRef, CheckpointRepository, CheckpointSummary, CheckpointTuple,
+    PendingWrite, PruneStrategy, TypedValue, WriteBatch, sort_pending_writes,
 };
 use waymark_domain::error::{DomainError, DomainResult};
 use waymark_domain::ids::{
@@ -182,6 +183,8 @@ impl LangGraphPostgresStore {
                 "PostgreSQL jsonb cannot hold U+0000 (in ts or an extra key)",
             ));
         }
+        // `get_serializable_checkpoint_metadata`: PostgresSaver never stores a top-level
+        // "writes" (spec `langgraph-compat.md` §1.3 step 3); the other layouts keep it.
         let mut metadata = put.metadata.0.clone();
         metadata.shift_remove("writes");
         let metadata = JsonValue::Object(metadata);
@@ -677,6 +680,14 @@ where
 
 #[async_trait]
 impl CheckpointRepository for LangGraphPostgresStore {
+    /// `PostgresSaver`'s containment filters; jsonb cannot hold U+0000.
+    fn capabilities(&self) -> CheckpointCapabilities {
+        CheckpointCapabilities {
+            refuses_nul_in_filters: true,
+            ..CheckpointCapabilities::containment()
+        }
+    }
+
     async fn put(&self, put: CheckpointPut) -> DomainResult<CheckpointRef> {
         let mut tx = self.pool.begin().await.map_err(db_err("put"))?;
         let reference = Self::put_in(&mut tx, &put).await?;
@@ -781,12 +792,9 @@ impl CheckpointRepository for LangGraphPostgresStore {
             let n = add(&mut args, id.to_string())?;
             wheres.push(format!("c.checkpoint_id = ${n}"));
         }
+        self.capabilities().check_filter(&query.filter)?;
         if !query.filter.is_empty() {
             let filter = JsonValue::Object(query.filter.clone());
-            if has_nul(&filter) {
-                // jsonb cannot hold U+0000, so no stored metadata can contain such a filter.
-                return Ok(Vec::new());
-            }
             let n = add(&mut args, filter.to_string())?;
             wheres.push(format!("c.metadata @> ${n}::jsonb"));
         }

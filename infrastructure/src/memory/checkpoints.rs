@@ -43,9 +43,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use indexmap::IndexMap;
 use waymark_domain::checkpoint::{
-    ChannelVersion, Checkpoint, CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef,
-    CheckpointRepository, CheckpointSummary, CheckpointTuple, PendingWrite, PruneStrategy,
-    TypedValue, WriteBatch, sort_pending_writes,
+    ChannelVersion, Checkpoint, CheckpointCapabilities, CheckpointMetadata, CheckpointPut,
+    CheckpointQuery, CheckpointRef, CheckpointRepository, CheckpointSummary, CheckpointTuple,
+    PendingWrite, PruneStrategy, TypedValue, WriteBatch, sort_pending_writes,
 };
 use waymark_domain::{
     ChannelName, CheckpointId, CheckpointNamespace, DomainResult, RunId, TaskId, ThreadId,
@@ -422,6 +422,11 @@ fn reference(put: &CheckpointPut) -> CheckpointRef {
 
 #[async_trait]
 impl CheckpointRepository for MemoryCheckpointRepository {
+    /// Containment filters over any key and value; every serializer tag is stored.
+    fn capabilities(&self) -> CheckpointCapabilities {
+        CheckpointCapabilities::containment()
+    }
+
     async fn put(&self, put: CheckpointPut) -> DomainResult<CheckpointRef> {
         Ok(self.put_many(vec![put]).await?.remove(0))
     }

@@ -3,10 +3,13 @@
 //! opened.
 //!
 //! Division of labour (spec §1): the Python client serializes values, merges metadata with the
-//! config and generates ids and versions; this server validates shapes, applies the
-//! server-side rules (dropping the top-level `"writes"` metadata key on PostgreSQL, refusing
-//! value tags the LangGraph SQLite blob cannot embed, rejecting illegal SQLite filter keys)
-//! and hands domain values to the checkpoint port, whose stores own every storage rule.
+//! config and generates ids and versions; this server validates shapes and hands domain values
+//! to the checkpoint port, whose stores own every storage rule (LangGraph's PostgreSQL layout
+//! drops a top-level `"writes"` metadata key, its SQLite layout refuses value tags its blob
+//! cannot embed and filter keys `json_extract` cannot use, PostgreSQL refuses U+0000 in
+//! filters). The handlers know no engine or layout: they ask the store for its
+//! [`CheckpointCapabilities`] to report its filter semantics and to refuse input the store
+//! would refuse *before* claiming a thread or listing the caller's threads.
 //!
 //! Ownership (the same model as the REST API): every handler resolves the caller like REST
 //! does ([`Caller::resolve`]: header, per-user token, or the explicit admin mode). Writes
@@ -22,6 +25,8 @@
 //! (spec §5), not the REST API's, because the client re-raises `kind` as a Python builtin.
 
 pub mod codec;
+pub mod error;
+pub mod msgpack;
 pub mod wire;
 
 use axum::Json;
@@ -32,19 +37,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use waymark_domain::checkpoint::{
-    CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef, PruneStrategy, WriteBatch,
+    CheckpointCapabilities, CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef,
+    FilterSemantics, PruneStrategy, WriteBatch,
 };
-use waymark_domain::{ChannelName, CheckpointNamespace, DomainError, RunId, TaskId, ThreadId};
+use waymark_domain::{ChannelName, CheckpointNamespace, RunId, TaskId, ThreadId};
 
-use waymark_application::{Access, ApplicationError};
+use waymark_application::Access;
 use waymark_domain::paging::OffsetPage;
 use waymark_domain::thread::ThreadQuery;
 use waymark_domain::{UserScope, checkpoint::CheckpointTuple};
 
-use crate::backend::{Engine, FilterSemantics, Layout};
 use crate::http::{AppState, Caller};
 use codec::{Answer, ProtoBody};
-use wire::{Obj, WireConfig, invalid, member, type_error, value_error};
+pub use error::ProtoError;
+use error::{invalid, type_error, value_error};
+use wire::{Obj, WireConfig, member};
 
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -52,82 +59,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The optional operations every Waymark backend implements.
 pub const CAPABILITIES: [&str; 3] = ["delete_for_runs", "copy_thread", "prune"];
 
-/// An error answer of the protocol.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtoError {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// The Python builtin exception the client raises.
-    pub kind: &'static str,
-    /// The message.
-    pub message: String,
-}
-
-impl ProtoError {
-    /// An error of `kind` with `status`.
-    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ProtoError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": self.message, "kind": self.kind})),
-        )
-            .into_response()
-    }
-}
-
-impl From<DomainError> for ProtoError {
-    fn from(e: DomainError) -> Self {
-        match &e {
-            DomainError::InvalidInput { .. } | DomainError::MissingUser => {
-                value_error(e.to_string())
-            }
-            DomainError::NotFound { .. } => {
-                ProtoError::new(StatusCode::NOT_FOUND, "LookupError", e.to_string())
-            }
-            DomainError::Conflict { .. } => value_error(e.to_string()),
-            DomainError::Storage(f) => {
-                tracing::error!(operation = %f.operation, error = %f.message, "checkpointer storage failure");
-                ProtoError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "RuntimeError",
-                    format!("storage failure during {}", f.operation),
-                )
-            }
-        }
-    }
-}
-
 type ProtoResult = Result<Answer, ProtoError>;
-
-impl From<ApplicationError> for ProtoError {
-    fn from(e: ApplicationError) -> Self {
-        match e {
-            ApplicationError::Domain(d) => d.into(),
-            ApplicationError::AccessDenied { thread_id } => ProtoError::new(
-                StatusCode::NOT_FOUND,
-                "LookupError",
-                format!("thread not found: {thread_id}"),
-            ),
-            other => {
-                tracing::error!(error = %other, "checkpointer service failure");
-                ProtoError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "RuntimeError",
-                    "service failure",
-                )
-            }
-        }
-    }
-}
 
 /// The caller of a checkpointer request, resolved exactly as for REST; rejections use the
 /// protocol envelope (`PermissionError` for 401/403, `ValueError` for a malformed header).
@@ -254,17 +186,11 @@ pub async fn put(
     let (obj, mut bins, reply) = body.into_parts();
     let config = required_config(&obj)?;
     let checkpoint_obj = wire::req_obj(&obj, "checkpoint", "")?;
-    let embeddable_only =
-        state.backend.engine() == Engine::Sqlite && state.backend.url.layout == Layout::LangGraph;
-    let checkpoint = wire::parse_checkpoint_in(checkpoint_obj, embeddable_only, &mut bins)?;
+    let checkpoint = wire::parse_checkpoint_in(checkpoint_obj, &mut bins)?;
     bins.finish()?;
-    let mut metadata = wire::opt_obj(&obj, "metadata", "")?
+    let metadata = wire::opt_obj(&obj, "metadata", "")?
         .cloned()
         .unwrap_or_default();
-    if state.backend.engine() == Engine::Postgres {
-        // compat §1.3 step 3: LangGraph's PostgreSQL saver never stores a top-level "writes".
-        metadata.shift_remove("writes");
-    }
     let new_versions =
         wire::parse_versions(wire::opt_obj(&obj, "new_versions", "")?, "new_versions")?;
     let namespace = config.namespace_or_root();
@@ -276,13 +202,16 @@ pub async fn put(
         metadata: CheckpointMetadata(metadata),
         new_versions,
     };
+    let checkpoints = &state.services.stores.checkpoints;
+    // Refused input claims nothing: the store's rules are checked before the claim.
     request.validate()?;
+    checkpoints.capabilities().check_put(&request)?;
     state
         .services
         .threads
         .claim(&scope, &request.thread_id)
         .await?;
-    let stored = state.services.stores.checkpoints.put(request).await?;
+    let stored = checkpoints.put(request).await?;
     Ok(reply.json(json!({
         "config": wire::config_json(&stored.thread_id, &stored.namespace, &stored.checkpoint_id)
     })))
@@ -376,41 +305,6 @@ pub async fn get_tuple(
     Ok(reply.tuple(tuple.as_ref()))
 }
 
-/// LangGraph's SQLite saver refuses filter keys outside `^[a-zA-Z0-9_.-]+$`.
-fn check_sqlite_filter_key(key: &str) -> Result<(), ProtoError> {
-    let ok = !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(value_error(format!(
-            "invalid filter key {key:?}: on SQLite keys match ^[a-zA-Z0-9_.-]+$"
-        )))
-    }
-}
-
-/// PostgreSQL text and jsonb cannot hold NUL (U+0000), so a filter containing one (in a key
-/// or any string value, at any depth) is refused as a `ValueError` instead of failing in the
-/// database.
-fn check_no_nul(filter: &serde_json::Map<String, Value>) -> Result<(), ProtoError> {
-    fn has_nul(v: &Value) -> bool {
-        match v {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().any(has_nul),
-            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-            _ => false,
-        }
-    }
-    if filter.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
-        return Err(value_error(
-            "invalid filter: PostgreSQL cannot store or match the NUL character (U+0000)",
-        ));
-    }
-    Ok(())
-}
-
 /// Matching checkpoints, newest first (protocol §4.4). Body: {config, filter, before, limit}.
 #[utoipa::path(post, path = "/checkpointer/list", tag = "checkpointer", operation_id = "checkpointer_list", request_body(content = Object, content_type = "application/json"),
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
@@ -428,14 +322,14 @@ pub async fn list(
         query.checkpoint_id = c.checkpoint_id;
     }
     if let Some(filter) = wire::opt_obj(&obj, "filter", "")? {
-        if state.backend.filter_semantics() == FilterSemantics::Sqlite {
-            for k in filter.keys() {
-                check_sqlite_filter_key(k)?;
-            }
-        }
-        if state.backend.engine() == Engine::Postgres {
-            check_no_nul(filter)?;
-        }
+        // Checked here as well as in the store: a scoped list may never reach the store (no
+        // readable thread), and a bad filter is refused the same way either way.
+        state
+            .services
+            .stores
+            .checkpoints
+            .capabilities()
+            .check_filter(filter)?;
         query.filter = filter.clone();
     }
     if let Some(before) = config_member(&obj, "before")? {
@@ -652,13 +546,22 @@ pub async fn prune(
 #[utoipa::path(get, path = "/checkpointer/capabilities", tag = "checkpointer", operation_id = "checkpointer_capabilities",
     responses((status = 200, body = Object, description = "success"), (status = 400, body = Object, description = "{\"error\", \"kind\": \"ValueError\" | \"TypeError\"}")))]
 pub async fn capabilities(State(state): State<AppState>) -> Json<Value> {
+    let store: CheckpointCapabilities = state.services.stores.checkpoints.capabilities();
     Json(json!({
         "protocol_version": PROTOCOL_VERSION,
         "capabilities": CAPABILITIES,
         "backend": state.backend.engine().as_str(),
-        "filter_semantics": state.backend.filter_semantics().as_str(),
+        "filter_semantics": filter_semantics_name(store.filter_semantics),
         "content_types": codec::CONTENT_TYPES,
     }))
+}
+
+/// The protocol's name for a filter rule (§4.9): `"containment"` or `"sqlite"`.
+pub fn filter_semantics_name(semantics: FilterSemantics) -> &'static str {
+    match semantics {
+        FilterSemantics::Containment => "containment",
+        FilterSemantics::SqliteJsonExtract => "sqlite",
+    }
 }
 
 /// Whether the checkpoint store answers a cheap read.
@@ -690,31 +593,5 @@ pub async fn health(State(state): State<AppState>) -> Response {
             ),
         )
             .into_response()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_filter_keys_follow_langgraphs_pattern() {
-        assert!(check_sqlite_filter_key("source").is_ok());
-        assert!(check_sqlite_filter_key("a.b-c_d").is_ok());
-        assert!(check_sqlite_filter_key("a b").is_err());
-        assert!(check_sqlite_filter_key("x') OR 1=1 --").is_err());
-        assert!(check_sqlite_filter_key("").is_err());
-    }
-
-    #[test]
-    fn storage_errors_hide_their_details() {
-        let e: ProtoError = DomainError::storage("checkpoints.put", "INSERT INTO secret").into();
-        assert_eq!(
-            (e.status, e.kind),
-            (StatusCode::INTERNAL_SERVER_ERROR, "RuntimeError")
-        );
-        assert!(!e.message.contains("INSERT"));
-        let e: ProtoError = DomainError::invalid("limit", "x").into();
-        assert_eq!(e.kind, "ValueError");
     }
 }

@@ -6,7 +6,6 @@
 //! member of the wrong JSON type (`TypeError`), treats `null` like absence, ignores unknown
 //! members, and needs member order kept for channel maps.
 
-use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use indexmap::IndexMap;
@@ -14,28 +13,13 @@ use serde_json::{Map, Value, json};
 use waymark_domain::checkpoint::{
     ChannelVersion, ChannelVersions, Checkpoint, CheckpointTuple, PendingWrite, TypedValue,
 };
-use waymark_domain::{ChannelName, CheckpointId, CheckpointNamespace, DomainError, ThreadId};
+use waymark_domain::{ChannelName, CheckpointId, CheckpointNamespace, ThreadId};
 
-use super::ProtoError;
-use super::codec::Bins;
+use super::error::{ProtoError, invalid, type_error, value_error};
+use super::msgpack::{Bins, object_to_msgpack};
 
 /// A JSON object as the protocol sends it.
 pub type Obj = Map<String, Value>;
-
-/// 400 `ValueError`.
-pub fn value_error(message: impl Into<String>) -> ProtoError {
-    ProtoError::new(StatusCode::BAD_REQUEST, "ValueError", message)
-}
-
-/// 400 `TypeError`.
-pub fn type_error(message: impl Into<String>) -> ProtoError {
-    ProtoError::new(StatusCode::BAD_REQUEST, "TypeError", message)
-}
-
-/// Domain validation failures become `ValueError`.
-pub fn invalid(e: DomainError) -> ProtoError {
-    value_error(e.to_string())
-}
 
 fn json_type(v: &Value) -> &'static str {
     match v {
@@ -281,20 +265,14 @@ pub const CORE_KEYS: [&str; 7] = [
     "updated_channels",
 ];
 
-/// Tags the LangGraph SQLite layout can embed in its checkpoint blob (§3.1).
-pub const SQLITE_EMBEDDABLE_TAGS: [&str; 4] = ["msgpack", "null", "bytes", "bytearray"];
-
-/// Reads a checkpoint (§3.3). `embeddable_only` enforces the SQLite-layout tag rule.
-pub fn parse_checkpoint(obj: &Obj, embeddable_only: bool) -> Result<Checkpoint, ProtoError> {
-    parse_checkpoint_in(obj, embeddable_only, &mut Bins::default())
+/// Reads a checkpoint (§3.3). Which serializer tags a layout can store is the store's rule
+/// ([`CheckpointCapabilities::check_put`](waymark_domain::checkpoint::CheckpointCapabilities::check_put)), not the wire's.
+pub fn parse_checkpoint(obj: &Obj) -> Result<Checkpoint, ProtoError> {
+    parse_checkpoint_in(obj, &mut Bins::default())
 }
 
 /// [`parse_checkpoint`] for a body whose value payloads may be lifted msgpack `bin`s.
-pub fn parse_checkpoint_in(
-    obj: &Obj,
-    embeddable_only: bool,
-    bins: &mut Bins,
-) -> Result<Checkpoint, ProtoError> {
+pub fn parse_checkpoint_in(obj: &Obj, bins: &mut Bins) -> Result<Checkpoint, ProtoError> {
     let ctx = "checkpoint.";
     let v = match member(obj, "v") {
         None => return Err(value_error("missing required member checkpoint.v")),
@@ -353,22 +331,11 @@ pub fn parse_checkpoint_in(
             )));
         }
     };
-    let check_tag = |value: &TypedValue, what: &str| -> Result<(), ProtoError> {
-        if embeddable_only && !SQLITE_EMBEDDABLE_TAGS.contains(&value.type_tag()) {
-            return Err(value_error(format!(
-                "{what} has serializer tag {:?}; the SQLite layout stores channel values only \
-                 with tags msgpack, null, bytes or bytearray",
-                value.type_tag()
-            )));
-        }
-        Ok(())
-    };
     let mut channel_values = IndexMap::new();
     if let Some(values) = opt_obj(obj, "channel_values", ctx)? {
         for (k, v) in values {
             let what = format!("checkpoint.channel_values.{k}");
             let value = parse_value_in(v, &what, bins)?;
-            check_tag(&value, &what)?;
             channel_values.insert(channel(k, "checkpoint.channel_values")?, value);
         }
     }
@@ -382,7 +349,6 @@ pub fn parse_checkpoint_in(
             }
             let what = format!("checkpoint.extra.{k}");
             let value = parse_value_in(v, &what, bins)?;
-            check_tag(&value, &what)?;
             extra.insert(k.clone(), value);
         }
     }
@@ -578,10 +544,7 @@ pub fn tuple_msgpack(t: &CheckpointTuple) -> rmpv::Value {
             config_msgpack(&t.thread_id, &t.namespace, &t.checkpoint.id),
         ),
         ("checkpoint".into(), checkpoint_msgpack(&t.checkpoint)),
-        (
-            "metadata".into(),
-            super::codec::object_to_msgpack(&t.metadata.0),
-        ),
+        ("metadata".into(), object_to_msgpack(&t.metadata.0)),
         ("parent_config".into(), parent),
         ("pending_writes".into(), rmpv::Value::Array(writes)),
     ])
@@ -666,7 +629,7 @@ mod tests {
             "channel_values": {"b": {"type": "msgpack", "data": "Kg=="}},
             "extra": {"pending_sends": {"type": "msgpack", "data": "kA=="}},
         }));
-        let c = parse_checkpoint(&body, true).unwrap();
+        let c = parse_checkpoint(&body).unwrap();
         assert_eq!(c.v, 1);
         let keys: Vec<_> = c.channel_versions.keys().map(|k| k.as_str()).collect();
         assert_eq!(keys, ["b", "a"]);
@@ -677,13 +640,10 @@ mod tests {
 
         let mut bad = body.clone();
         bad.insert("key_order".into(), json!(["v", "id", "nope"]));
-        assert_eq!(
-            parse_checkpoint(&bad, false).unwrap_err().kind,
-            "ValueError"
-        );
+        assert_eq!(parse_checkpoint(&bad).unwrap_err().kind, "ValueError");
         let mut missing_extra = body.clone();
         missing_extra.insert("key_order".into(), json!(["v", "id"]));
-        assert!(parse_checkpoint(&missing_extra, false).is_err());
+        assert!(parse_checkpoint(&missing_extra).is_err());
         let mut good = body.clone();
         good.insert(
             "key_order".into(),
@@ -698,17 +658,14 @@ mod tests {
                 "updated_channels"
             ]),
         );
-        assert!(parse_checkpoint(&good, false).is_ok());
+        assert!(parse_checkpoint(&good).is_ok());
 
         let mut pickle = body;
         pickle.insert(
             "channel_values".into(),
             json!({"x": {"type": "pickle", "data": ""}}),
         );
-        assert!(parse_checkpoint(&pickle, false).is_ok());
-        assert_eq!(
-            parse_checkpoint(&pickle, true).unwrap_err().kind,
-            "ValueError"
-        );
+        let c = parse_checkpoint(&pickle).expect("the wire takes any serializer tag");
+        assert_eq!(c.channel_values[0].type_tag(), "pickle");
     }
 }

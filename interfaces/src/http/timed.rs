@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use waymark_domain::branch::{Branch, BranchRepository, Snapshot, SnapshotRepository};
 use waymark_domain::chat_stream::{ChatStreamRecord, ChatStreamRepository, ChatStreamSummary};
 use waymark_domain::checkpoint::{
-    CheckpointPut, CheckpointQuery, CheckpointRef, CheckpointRepository, CheckpointSummary,
-    CheckpointTuple, PruneStrategy, WriteBatch,
+    CheckpointCapabilities, CheckpointPut, CheckpointQuery, CheckpointRef, CheckpointRepository,
+    CheckpointSummary, CheckpointTuple, PruneStrategy, WriteBatch,
 };
 use waymark_domain::feedback::{Feedback, FeedbackRepository, FeedbackStats, NewFeedback};
 use waymark_domain::kv::{Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing};
@@ -34,7 +34,9 @@ use waymark_domain::{
 use super::metrics::Metrics;
 
 macro_rules! timed_port {
-    ($wrapper:ident, $port:ident, $prefix:literal, {
+    ($wrapper:ident, $port:ident, $prefix:literal,
+        $( untimed { $( fn $plain:ident(&self) -> $plain_ret:ty; )* } )?
+    {
         $( fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)? ) -> $ret:ty; )*
     }) => {
         /// Times every call of the wrapped port.
@@ -45,6 +47,12 @@ macro_rules! timed_port {
 
         #[async_trait]
         impl $port for $wrapper {
+            // Synchronous reports of the wrapped store: forwarded, not timed.
+            $( $(
+                fn $plain(&self) -> $plain_ret {
+                    self.inner.$plain()
+                }
+            )* )?
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     self.metrics
@@ -104,7 +112,9 @@ timed_port!(TimedSnapshots, SnapshotRepository, "snapshots", {
     fn delete(&self, id: SnapshotId) -> DomainResult<bool>;
 });
 
-timed_port!(TimedCheckpoints, CheckpointRepository, "checkpoints", {
+timed_port!(TimedCheckpoints, CheckpointRepository, "checkpoints", untimed {
+    fn capabilities(&self) -> CheckpointCapabilities;
+} {
     fn put(&self, put: CheckpointPut) -> DomainResult<CheckpointRef>;
     fn put_many(&self, puts: Vec<CheckpointPut>) -> DomainResult<Vec<CheckpointRef>>;
     fn put_writes(&self, batch: WriteBatch) -> DomainResult<()>;

@@ -17,7 +17,7 @@ use waymark_adapters::sqlite_layout::LangGraphSqliteStore;
 use waymark_infrastructure::memory::MemoryBackend;
 
 use super::sql::{postgres_required, postgres_url, remove_sqlite_files, temp_sqlite_path};
-use crate::harness::{FilterSemantics, TestBackend, test_clock};
+use crate::harness::{TestBackend, test_clock};
 
 /// A fresh LangGraph-layout SQLite file (`json_extract` filter semantics).
 pub async fn sqlite_backend() -> Option<TestBackend> {
@@ -31,8 +31,6 @@ pub async fn sqlite_backend() -> Option<TestBackend> {
     stores.checkpoints = Arc::new(store);
     Some(
         TestBackend::new("langgraph-sqlite", stores, clock)
-            .with_filter_semantics(FilterSemantics::SqliteJsonExtract)
-            .without_opaque_channel_values()
             .multi_process()
             .with_cleanup(async move {
                 pool.close().await;

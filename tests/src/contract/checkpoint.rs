@@ -16,13 +16,13 @@ use indexmap::IndexMap;
 use serde_json::json;
 use waymark_domain::checkpoint::CheckpointRepository;
 use waymark_domain::checkpoint::{
-    ChannelVersion, CheckpointQuery, CheckpointRef, CheckpointTuple, PendingWrite, PruneStrategy,
-    TypedValue,
+    ChannelVersion, CheckpointQuery, CheckpointRef, CheckpointTuple, FilterSemantics, PendingWrite,
+    PruneStrategy, TypedValue,
 };
 use waymark_domain::{CheckpointId, CheckpointNamespace, DomainResult, RunId, ThreadId};
 
 use super::fixtures::*;
-use crate::harness::{FilterSemantics, TestBackend};
+use crate::harness::TestBackend;
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
@@ -2103,7 +2103,7 @@ pub async fn opaque_channel_values_round_trip_or_are_refused(b: &TestBackend) {
             meta("loop", 0, json!({})),
         ))
         .await;
-    if b.opaque_channel_values {
+    if b.opaque_channel_values() {
         let r = res.expect("opaque values are stored");
         let t = get(b, &r).await.unwrap();
         for (name, v) in vals {
@@ -2626,7 +2626,7 @@ impl Probe {
 }
 
 fn containment(b: &TestBackend) -> bool {
-    b.filter_semantics == FilterSemantics::Containment
+    b.filter_semantics() == FilterSemantics::Containment
 }
 
 /// Flat string and integer filters match the same way on every backend.
@@ -2707,6 +2707,25 @@ pub async fn filter_key_outside_the_sqlite_charset(b: &TestBackend) {
         assert!(!r.unwrap());
     } else {
         expect_invalid(r);
+    }
+}
+
+/// A filter holding U+0000 is refused with `InvalidInput` where the store reports that its
+/// database cannot hold it (PostgreSQL; sent as is, jsonb would fail on it); elsewhere it finds
+/// nothing, since no stored metadata can hold U+0000.
+pub async fn filter_with_nul_follows_the_reported_rule(b: &TestBackend) {
+    let p = Probe::reference(b).await;
+    let refuses = b.stores.checkpoints.capabilities().refuses_nul_in_filters;
+    for filter in [
+        json!({"source": "lo\u{0}op"}),
+        json!({"obj": {"a": "\u{0}"}}),
+    ] {
+        let r = p.try_hit(filter.clone()).await;
+        if refuses {
+            expect_invalid(r);
+        } else {
+            assert!(!r.expect("list with a NUL filter"), "{filter}");
+        }
     }
 }
 
@@ -2847,6 +2866,7 @@ macro_rules! checkpoint_contract {
                     filter_numbers_compare_by_value,
                     filter_dotted_key,
                     filter_key_outside_the_sqlite_charset,
+                    filter_with_nul_follows_the_reported_rule,
                 ]
             );
         }

@@ -37,8 +37,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use waymark_domain::checkpoint::{
-    CheckpointPut, CheckpointQuery, CheckpointRef, CheckpointRepository, CheckpointSummary,
-    CheckpointTuple, PruneStrategy, WriteBatch,
+    CheckpointCapabilities, CheckpointPut, CheckpointQuery, CheckpointRef, CheckpointRepository,
+    CheckpointSummary, CheckpointTuple, PruneStrategy, WriteBatch,
 };
 use waymark_domain::{CheckpointId, CheckpointNamespace, DomainResult, RunId, ThreadId};
 
@@ -80,6 +80,14 @@ impl SqlCheckpointRepository {
 
 #[async_trait]
 impl CheckpointRepository for SqlCheckpointRepository {
+    /// Containment filters; PostgreSQL text and jsonb cannot hold U+0000.
+    fn capabilities(&self) -> CheckpointCapabilities {
+        CheckpointCapabilities {
+            refuses_nul_in_filters: self.kind() == Kind::Postgres,
+            ..CheckpointCapabilities::containment()
+        }
+    }
+
     async fn put(&self, put: CheckpointPut) -> DomainResult<CheckpointRef> {
         Ok(self.put_many(vec![put]).await?.remove(0))
     }
@@ -102,6 +110,7 @@ impl CheckpointRepository for SqlCheckpointRepository {
     }
 
     async fn list(&self, query: &CheckpointQuery) -> DomainResult<Vec<CheckpointTuple>> {
+        self.capabilities().check_filter(&query.filter)?;
         self.read_list(query).await
     }
 
