@@ -17,6 +17,7 @@ mod error;
 mod ext;
 mod json;
 mod message;
+pub(crate) mod pyjson;
 mod pytypes;
 mod read;
 mod typed;
