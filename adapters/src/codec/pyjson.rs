@@ -16,6 +16,11 @@ use super::python_float_repr;
 
 /// Which `json.dumps` call to imitate.
 #[derive(Debug, Clone, Copy)]
+// Each layout uses one style: with a single layout built, the other one is never constructed.
+#[cfg_attr(
+    not(all(feature = "sqlite-layout", feature = "postgres-layout")),
+    allow(dead_code)
+)]
 pub(crate) enum PyJsonStyle {
     /// `json.dumps(v, ensure_ascii=False)`: what the saver stores as metadata.
     Metadata,
