@@ -15,7 +15,12 @@
 //! Both follow the Python saver of their database exactly (spec `langgraph-compat.md` §3, §4):
 //! a database may be written by one side and read by the other, and queries from either side
 //! give the same answers.
+//!
+//! Features: `sqlite-layout` and `postgres-layout` (both on by default) each bring one layout
+//! and its sqlx driver; with both off the crate is the codec alone, without sqlx.
 
 pub mod codec;
+#[cfg(feature = "postgres-layout")]
 pub mod postgres_layout;
+#[cfg(feature = "sqlite-layout")]
 pub mod sqlite_layout;

@@ -3,6 +3,10 @@
 //! Channel values are opaque typed payloads (a serializer tag plus bytes), exactly what
 //! LangGraph's `dumps_typed` produces, so a store never needs to understand them and a value
 //! written by Python comes back byte-for-byte. Decoding them is the adapters crate's job.
+//!
+//! [`prune`] holds the `keep_latest` rule every store executes.
+
+pub mod prune;
 
 use std::cmp::Ordering;
 

@@ -42,6 +42,17 @@ pub fn check_json_object(field: &'static str, map: &JsonObject) -> DomainResult<
     Ok(())
 }
 
+/// Equality of JSON scalars where numbers compare by value and booleans never equal numbers.
+pub fn json_scalar_eq(a: &JsonValue, b: &JsonValue) -> bool {
+    match (a, b) {
+        (JsonValue::Number(x), JsonValue::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        _ => a == b,
+    }
+}
+
 /// jsonb containment (`have @> want`, spec §4.7), the rule every store's checkpoint metadata
 /// filter follows: objects by subset, arrays by containing every wanted element, numbers by
 /// value, everything else by equality (so `true` never matches `1` and a wanted null matches
@@ -54,7 +65,7 @@ pub fn json_contains(have: &JsonValue, want: &JsonValue) -> bool {
         (JsonValue::Array(h), JsonValue::Array(w)) => {
             w.iter().all(|wv| h.iter().any(|hv| json_contains(hv, wv)))
         }
-        (JsonValue::Number(_), JsonValue::Number(_)) => crate::thread::json_scalar_eq(have, want),
+        (JsonValue::Number(_), JsonValue::Number(_)) => json_scalar_eq(have, want),
         _ => have == want,
     }
 }

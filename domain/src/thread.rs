@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SessionId, ThreadId, UserId};
-use crate::json::{JsonObject, JsonValue, check_json_object, merge_patch};
+use crate::json::{JsonObject, JsonValue, check_json_object, json_scalar_eq, merge_patch};
 use crate::paging::{OffsetPage, Page};
 use crate::scope::UserScope;
 
@@ -288,17 +288,6 @@ impl ThreadFilter {
             None => false,
             Some(have) => json_scalar_eq(have, want),
         })
-    }
-}
-
-/// Equality of JSON scalars where numbers compare by value and booleans never equal numbers.
-pub fn json_scalar_eq(a: &JsonValue, b: &JsonValue) -> bool {
-    match (a, b) {
-        (JsonValue::Number(x), JsonValue::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(i), Some(j)) => i == j,
-            _ => x.as_f64() == y.as_f64(),
-        },
-        _ => a == b,
     }
 }
 

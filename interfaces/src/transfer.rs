@@ -481,8 +481,8 @@ impl TryFrom<CheckpointRecord> for TypedCheckpoint {
     type Error = DomainError;
 
     fn try_from(c: CheckpointRecord) -> DomainResult<Self> {
-        let checkpoint = wire::parse_checkpoint(&c.checkpoint)
-            .map_err(|e| corrupt("checkpoint", e.message))?;
+        let checkpoint =
+            wire::parse_checkpoint(&c.checkpoint).map_err(|e| corrupt("checkpoint", e.message))?;
         Ok(Self {
             thread_id: ThreadId::parse(c.thread_id)?,
             namespace: CheckpointNamespace::parse(c.checkpoint_ns)?,

@@ -17,6 +17,8 @@ mod error;
 mod ext;
 mod json;
 mod message;
+#[cfg(any(feature = "sqlite-layout", feature = "postgres-layout"))]
+pub(crate) mod pyjson;
 mod pytypes;
 mod read;
 mod typed;

@@ -13,7 +13,7 @@ use waymark_domain::checkpoint::{ChannelVersion, TypedValue};
 use waymark_domain::error::{DomainError, DomainResult};
 use waymark_domain::json::JsonValue;
 
-use crate::sqlite_layout::pyjson::python_float_repr;
+use crate::codec::pyjson::python_float_text;
 
 /// The jsonb value to store inline for `value`, or `None` when it belongs in a blob.
 pub(crate) fn inline_json(value: &TypedValue) -> Option<JsonValue> {
@@ -39,7 +39,7 @@ pub(crate) fn inline_json(value: &TypedValue) -> Option<JsonValue> {
                 // jsonb keeps a plain decimal as written; exponents, -0.0 and non-finite
                 // values would come back changed, so those go to a blob.
                 Value::F64(f) => {
-                    let text = python_float_repr(*f);
+                    let text = python_float_text(*f);
                     if !f.is_finite() || text.contains('e') || (*f == 0.0 && f.is_sign_negative()) {
                         return None;
                     }

@@ -23,6 +23,7 @@ use indexmap::IndexMap;
 use sea_orm::sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sea_orm::sqlx::{self, Arguments, AssertSqlSafe, Postgres, Row, Transaction};
 use serde_json::value::RawValue;
+use waymark_domain::checkpoint::prune::{PruneRow, TASKS_CHANNEL, plan_keep_latest};
 use waymark_domain::checkpoint::{
     ChannelVersion, Checkpoint, CheckpointCapabilities, CheckpointMetadata, CheckpointPut,
     CheckpointQuery, CheckpointRef, CheckpointRepository, CheckpointSummary, CheckpointTuple,
@@ -38,11 +39,7 @@ use self::jsonb::{
     encode, extra_to_json, has_nul, inline_json, typed_from_inline, version_from_json,
     version_to_json,
 };
-use crate::sqlite_layout::prune_plan::{PruneRow, plan_keep_latest};
-use crate::sqlite_layout::pyjson::{PyJsonStyle, to_python_json};
-
-/// The channel of `Send` packets, read from a parent's writes for legacy checkpoints.
-const TASKS: &str = "__pregel_tasks";
+use crate::codec::pyjson::{PyJsonStyle, to_python_json};
 
 /// Options for opening the store.
 #[derive(Debug, Clone, Copy, Default)]
@@ -352,21 +349,22 @@ impl LangGraphPostgresStore {
         for row in &rows {
             let v: Option<String> = row.try_get("v").map_err(&e)?;
             prune_rows.push(PruneRow {
-                ns: row.try_get("checkpoint_ns").map_err(&e)?,
+                namespace: row.try_get("checkpoint_ns").map_err(&e)?,
                 id: row.try_get("checkpoint_id").map_err(&e)?,
-                parent: row
+                parent_id: row
                     .try_get::<Option<String>, _>("parent_checkpoint_id")
                     .map_err(&e)?
                     .filter(|p| !p.is_empty()),
-                v: v.and_then(|v| v.parse().ok()),
+                format_version: v.and_then(|v| v.parse().ok()),
                 root_parent: row.try_get("root_parent").map_err(&e)?,
             });
         }
         let task_rows = sqlx::query(
             "SELECT DISTINCT checkpoint_ns, checkpoint_id FROM checkpoint_writes \
-             WHERE thread_id = $1 AND channel = '__pregel_tasks'",
+             WHERE thread_id = $1 AND channel = $2",
         )
         .bind(thread_id)
+        .bind(TASKS_CHANNEL)
         .fetch_all(&mut *tx)
         .await
         .map_err(&e)?;
@@ -375,8 +373,12 @@ impl LangGraphPostgresStore {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(&e)?;
-        let plan = plan_keep_latest(&prune_rows, &sends);
+        let candidates: Vec<_> = prune_rows.iter().map(PruneRow::as_candidate).collect();
+        let plan = plan_keep_latest(&candidates, |ns, id| {
+            sends.contains(&(ns.to_owned(), id.to_owned()))
+        });
         if !plan.drop_namespaces.is_empty() {
+            let drop_namespaces: Vec<&str> = plan.drop_namespaces.iter().copied().collect();
             for sql in [
                 "DELETE FROM checkpoint_writes WHERE thread_id = $1 AND checkpoint_ns = ANY($2)",
                 "DELETE FROM checkpoints WHERE thread_id = $1 AND checkpoint_ns = ANY($2)",
@@ -384,17 +386,19 @@ impl LangGraphPostgresStore {
             ] {
                 sqlx::query(sql)
                     .bind(thread_id)
-                    .bind(&plan.drop_namespaces)
+                    .bind(&drop_namespaces)
                     .execute(&mut *tx)
                     .await
                     .map_err(&e)?;
             }
         }
-        let split = |pairs: &[(String, String)]| -> (Vec<String>, Vec<String>) {
-            pairs.iter().cloned().unzip()
+        let split = |pairs: &mut dyn Iterator<Item = &(&str, &str)>| -> (Vec<String>, Vec<String>) {
+            pairs
+                .map(|(ns, id)| (ns.to_string(), id.to_string()))
+                .unzip()
         };
         if !plan.drop_checkpoints.is_empty() {
-            let (nss, ids) = split(&plan.drop_checkpoints);
+            let (nss, ids) = split(&mut plan.drop_checkpoints.iter());
             sqlx::query(
                 "DELETE FROM checkpoint_writes WHERE thread_id = $1 AND (checkpoint_ns, checkpoint_id) \
                  IN (SELECT * FROM unnest($2::text[], $3::text[]))",
@@ -448,8 +452,10 @@ impl LangGraphPostgresStore {
                 .map_err(&e)?;
             }
         }
-        if !plan.orphans.is_empty() {
-            let (nss, ids) = split(&plan.orphans);
+        // Python nulls every kept parent pointer that leaves the kept set, dangling ones
+        // included.
+        if !plan.orphaned.is_empty() || !plan.dangling.is_empty() {
+            let (nss, ids) = split(&mut plan.orphaned.iter().chain(&plan.dangling));
             sqlx::query(
                 "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = $1 AND \
                  (checkpoint_ns, checkpoint_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))",
@@ -485,7 +491,7 @@ fn migrate_pending_sends(checkpoint: &mut Checkpoint, sends: &[TypedValue]) -> D
             }
         }
     }
-    let tasks = ChannelName::parse(TASKS).expect("a valid channel name");
+    let tasks = ChannelName::parse(TASKS_CHANNEL).expect("a valid channel name");
     let version = checkpoint
         .channel_versions
         .values()

@@ -11,9 +11,6 @@
 //! operation runs in one transaction; writes take the lock up front (`BEGIN IMMEDIATE`) and
 //! wait up to 30 s for a Python process holding it.
 
-pub(crate) mod prune_plan;
-pub(crate) mod pyjson;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
@@ -25,6 +22,7 @@ use sea_orm::sqlx::sqlite::{
     SqliteRow,
 };
 use sea_orm::sqlx::{self, Arguments, AssertSqlSafe, Row, Sqlite, Transaction};
+use waymark_domain::checkpoint::prune::{PruneRow, TASKS_CHANNEL, plan_keep_latest};
 use waymark_domain::checkpoint::{
     CheckpointCapabilities, CheckpointMetadata, CheckpointPut, CheckpointQuery, CheckpointRef,
     CheckpointRepository, CheckpointSummary, CheckpointTuple, FilterSemantics, PendingWrite,
@@ -36,8 +34,7 @@ use waymark_domain::ids::{
 };
 use waymark_domain::json::JsonValue;
 
-use self::prune_plan::{PruneRow, plan_keep_latest};
-use self::pyjson::{PyJsonStyle, to_python_json};
+use crate::codec::pyjson::{PyJsonStyle, to_python_json};
 use crate::codec::{compose_checkpoint_blob, decompose_checkpoint_blob, python_json_bytes};
 
 /// How long a write waits for a lock held by another process (a Python saver on the same
@@ -332,13 +329,13 @@ impl LangGraphSqliteStore {
                 .and_then(|m| serde_json::from_slice::<JsonValue>(&m).ok())
                 .and_then(|m| m.get("parents")?.get("")?.as_str().map(str::to_owned));
             prune_rows.push(PruneRow {
-                ns: row.try_get("checkpoint_ns").map_err(db_err("prune"))?,
+                namespace: row.try_get("checkpoint_ns").map_err(db_err("prune"))?,
                 id: row.try_get("checkpoint_id").map_err(db_err("prune"))?,
-                parent: row
+                parent_id: row
                     .try_get::<Option<String>, _>("parent_checkpoint_id")
                     .map_err(db_err("prune"))?
                     .filter(|p| !p.is_empty()),
-                v: match (tag.as_deref(), bytes) {
+                format_version: match (tag.as_deref(), bytes) {
                     (Some(TypedValue::MSGPACK), Some(b)) => {
                         decompose_checkpoint_blob(&b).ok().map(|c| c.v)
                     }
@@ -349,9 +346,10 @@ impl LangGraphSqliteStore {
         }
         let task_rows = sqlx::query(
             "SELECT DISTINCT checkpoint_ns, checkpoint_id FROM writes \
-             WHERE thread_id = ? AND channel = '__pregel_tasks'",
+             WHERE thread_id = ? AND channel = ?",
         )
         .bind(thread_id)
+        .bind(TASKS_CHANNEL)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err("prune"))?;
@@ -360,7 +358,10 @@ impl LangGraphSqliteStore {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(db_err("prune"))?;
-        let plan = plan_keep_latest(&prune_rows, &sends);
+        let candidates: Vec<_> = prune_rows.iter().map(PruneRow::as_candidate).collect();
+        let plan = plan_keep_latest(&candidates, |ns, id| {
+            sends.contains(&(ns.to_owned(), id.to_owned()))
+        });
         for ns in &plan.drop_namespaces {
             for sql in [
                 "DELETE FROM writes WHERE thread_id = ? AND checkpoint_ns = ?",
@@ -388,7 +389,9 @@ impl LangGraphSqliteStore {
                     .map_err(db_err("prune"))?;
             }
         }
-        for (ns, id) in &plan.orphans {
+        // Python nulls every kept parent pointer that leaves the kept set, dangling ones
+        // included.
+        for (ns, id) in plan.orphaned.iter().chain(&plan.dangling) {
             sqlx::query(
                 "UPDATE checkpoints SET parent_checkpoint_id = NULL \
                  WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",

@@ -30,7 +30,8 @@
 //! * Metadata filters use jsonb containment (spec §4.7, §5).
 //! * Deletes other than `delete_thread` collect payloads no remaining checkpoint of the
 //!   namespace references.
-//! * `prune(KeepLatest)` follows §4.9 with payload collection in place of the blob step, and
+//! * `prune(KeepLatest)` executes the domain's plan (`checkpoint::prune`, spec §4.9) with
+//!   payload collection in place of the blob step, and
 //!   does not consult snapshots (retention that honours snapshot pins is the application's
 //!   job, through `delete_checkpoints`).
 //! * Input refused with `InvalidInput`: a checkpoint that is its own parent, an `extra` key that
@@ -42,6 +43,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use indexmap::IndexMap;
+use waymark_domain::checkpoint::prune::{PruneCandidate, TASKS_CHANNEL, plan_keep_latest};
 use waymark_domain::checkpoint::{
     ChannelVersion, Checkpoint, CheckpointCapabilities, CheckpointMetadata, CheckpointPut,
     CheckpointQuery, CheckpointRef, CheckpointRepository, CheckpointSummary, CheckpointTuple,
@@ -53,9 +55,6 @@ use waymark_domain::{
 
 use super::Shared;
 use waymark_domain::json::{check_no_nul, object_contains};
-
-/// The channel of legacy `Send` packets (prune's v < 4 parent rule).
-const TASKS_CHANNEL: &str = "__pregel_tasks";
 
 /// Every checkpoint of the backend.
 #[derive(Default)]
@@ -289,55 +288,60 @@ impl ThreadCheckpoints {
         self.namespaces.retain(|_, ns| !ns.is_empty());
     }
 
-    /// `prune(KeepLatest)` of one thread (spec §4.9 without the blob step; payloads are
-    /// collected instead).
+    /// `prune(KeepLatest)` of one thread: the domain's plan (spec §4.9), executed without the
+    /// blob step (payloads are collected instead).
     fn keep_latest(&mut self) {
-        // 1. Keep set per namespace: the head, plus the head's parent when the head is a legacy
-        //    (v < 4) checkpoint and the parent holds `__pregel_tasks` writes.
-        let mut keep: BTreeMap<CheckpointNamespace, BTreeSet<CheckpointId>> = BTreeMap::new();
-        for (name, ns) in &self.namespaces {
-            let mut set = BTreeSet::new();
-            if let Some((head_id, head)) = ns.checkpoints.last_key_value() {
-                set.insert(head_id.clone());
-                if head.body.v < 4
-                    && let Some(parent) = &head.parent_id
-                    && ns.checkpoints.contains_key(parent)
-                    && ns.writes.get(parent).is_some_and(|rows| {
-                        rows.values().any(|w| w.channel.as_str() == TASKS_CHANNEL)
-                    })
-                {
-                    set.insert(parent.clone());
-                }
-            }
-            keep.insert(name.clone(), set);
-        }
-        let root = CheckpointNamespace::root();
-        let root_rows = self.namespaces.get(&root);
-        let root_keep = keep.get(&root);
-        // 2. Subgraph namespaces hanging from a root checkpoint that exists but is not kept go
-        //    whole.
-        let mut doomed: Vec<CheckpointNamespace> = Vec::new();
-        for (name, ns) in &self.namespaces {
-            if !name.is_subgraph() {
-                continue;
-            }
-            let hangs_from = ns
-                .checkpoints
-                .last_key_value()
-                .and_then(|(_, head)| head.metadata.parent_in(""))
-                .and_then(|id| CheckpointId::parse(id).ok());
-            if let Some(root_id) = hangs_from
-                && root_rows.is_some_and(|r| r.checkpoints.contains_key(&root_id))
-                && !root_keep.is_some_and(|k| k.contains(&root_id))
-            {
-                doomed.push(name.clone());
-            }
-        }
+        let candidates: Vec<PruneCandidate<'_>> = self
+            .namespaces
+            .iter()
+            .flat_map(|(name, ns)| {
+                ns.checkpoints.iter().map(|(id, row)| PruneCandidate {
+                    namespace: name.as_str(),
+                    id: id.as_str(),
+                    parent_id: row.parent_id.as_ref().map(CheckpointId::as_str),
+                    format_version: Some(row.body.v),
+                    root_parent: row.metadata.parent_in(""),
+                })
+            })
+            .collect();
+        let plan = plan_keep_latest(&candidates, |name, id| {
+            // Both name rows of this thread, so they parse.
+            let (Ok(name), Ok(id)) = (CheckpointNamespace::parse(name), CheckpointId::parse(id))
+            else {
+                return false;
+            };
+            self.namespaces
+                .get(&name)
+                .and_then(|ns| ns.writes.get(&id))
+                .is_some_and(|rows| rows.values().any(|w| w.channel.as_str() == TASKS_CHANNEL))
+        });
+        // The plan borrows the rows; resolve it to owned keys before changing them.
+        let doomed: Vec<CheckpointNamespace> = self
+            .namespaces
+            .keys()
+            .filter(|name| plan.drop_namespaces.contains(name.as_str()))
+            .cloned()
+            .collect();
+        let keep: BTreeMap<CheckpointNamespace, BTreeSet<CheckpointId>> = self
+            .namespaces
+            .iter()
+            .filter(|(name, _)| !plan.drop_namespaces.contains(name.as_str()))
+            .map(|(name, ns)| {
+                let kept = ns
+                    .checkpoints
+                    .keys()
+                    .filter(|id| plan.keeps(name.as_str(), id.as_str()))
+                    .cloned()
+                    .collect();
+                (name.clone(), kept)
+            })
+            .collect();
+        drop(plan);
         for name in &doomed {
             self.namespaces.remove(name);
         }
-        // 3. Other namespaces: drop what is not kept with its writes, clear dangling parents,
-        //    collect payloads.
+        // Drop what is not kept with its writes (orphan writes included), clear parents that
+        // were dropped, collect payloads.
         for (name, ns) in self.namespaces.iter_mut() {
             let Some(kept) = keep.get(name) else { continue };
             let gone: BTreeSet<CheckpointId> = ns

@@ -17,10 +17,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use waymark_domain::json::json_scalar_eq;
 use waymark_domain::kv::{
     Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing, expiry,
 };
-use waymark_domain::thread::json_scalar_eq;
 use waymark_domain::{DomainResult, ItemKey, JsonObject};
 
 use super::Shared;

@@ -6,17 +6,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use waymark_domain::json::json_scalar_eq;
 use waymark_domain::kv::{
     Item, ItemNamespace, ItemSearch, KeyValueRepository, NamespaceListing, expiry,
 };
-use waymark_domain::thread::json_scalar_eq;
 use waymark_domain::{DomainError, DomainResult, ItemKey, JsonObject, JsonValue};
 
 use super::Shared;
 use super::convert::misc::{ITEM_COLUMNS, item};
 use super::db::{self, Kind, Row, Sql, int, text};
 use super::error::SqlResult;
-use super::threads::push_scalar_filter;
+use super::scalar_filter::push_scalar_filter;
 use waymark_domain::json::check_json_object;
 
 /// The SQL [`KeyValueRepository`].

@@ -58,6 +58,7 @@ mod fence;
 mod items;
 mod run_events;
 mod runs;
+mod scalar_filter;
 mod sessions;
 mod threads;
 mod token_usage;

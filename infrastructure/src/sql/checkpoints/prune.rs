@@ -3,15 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use waymark_domain::checkpoint::prune::{PruneRow, TASKS_CHANNEL, plan_keep_latest};
 use waymark_domain::checkpoint::{CheckpointMetadata, PruneStrategy};
 use waymark_domain::{CheckpointId, CheckpointNamespace, DomainResult, RunId, ThreadId};
 
 use super::{KEY_CHUNK, SqlCheckpointRepository, body, in_list};
 use crate::sql::db::{self, Exec, Kind, Row, Sql, text};
 use crate::sql::error::{DbResultExt, SqlError, SqlResult};
-
-/// The channel of legacy `Send` packets (prune's v < 4 parent rule).
-const TASKS_CHANNEL: &str = "__pregel_tasks";
 
 /// Deletes every checkpoint, write and payload of the thread in the caller's transaction.
 pub(crate) async fn delete_thread_checkpoints<C: Exec>(
@@ -234,7 +232,8 @@ impl SqlCheckpointRepository {
         Ok(removed)
     }
 
-    /// `prune(KeepLatest)` of one thread (spec §4.9, the in-memory store's algorithm).
+    /// `prune(KeepLatest)` of one thread: the domain's plan (spec §4.9) over the thread's
+    /// rows, executed in the caller's transaction, with payload collection.
     async fn keep_latest<C: Exec>(
         &self,
         c: &C,
@@ -263,9 +262,8 @@ impl SqlCheckpointRepository {
                 namespaces.insert(Row::new(&row, kind, op).id("ns")?);
             }
         }
-        // Checkpoints: ns -> id -> (parent, v, parents[""]).
-        type Info = (Option<CheckpointId>, i64, Option<String>);
-        let mut cps: BTreeMap<CheckpointNamespace, BTreeMap<CheckpointId, Info>> = BTreeMap::new();
+        // Checkpoints, as the domain's planner reads them.
+        let mut rows: Vec<PruneRow> = Vec::new();
         for row in db::all(
             c,
             kind.stmt(
@@ -279,17 +277,18 @@ impl SqlCheckpointRepository {
         {
             let r = Row::new(&row, kind, op);
             let meta = CheckpointMetadata(r.json_text_object("metadata")?);
-            cps.entry(r.id("ns")?).or_default().insert(
-                r.id("checkpoint_id")?,
-                (
-                    r.opt_id("parent_id")?,
-                    r.i64("v")?,
-                    meta.parent_in("").map(str::to_owned),
-                ),
-            );
+            let ns: CheckpointNamespace = r.id("ns")?;
+            let id: CheckpointId = r.id("checkpoint_id")?;
+            rows.push(PruneRow {
+                namespace: ns.into_inner(),
+                id: id.into_inner(),
+                parent_id: r.opt_id::<CheckpointId>("parent_id")?.map(String::from),
+                format_version: Some(r.i64("v")?),
+                root_parent: meta.parent_in("").map(str::to_owned),
+            });
         }
         // Checkpoints holding `__pregel_tasks` writes.
-        let mut with_tasks: HashSet<(CheckpointNamespace, CheckpointId)> = HashSet::new();
+        let mut with_tasks: HashSet<(String, String)> = HashSet::new();
         for row in db::all(
             c,
             kind.stmt(
@@ -302,48 +301,19 @@ impl SqlCheckpointRepository {
         .await?
         {
             let r = Row::new(&row, kind, op);
-            with_tasks.insert((r.id("ns")?, r.id("checkpoint_id")?));
+            let ns: CheckpointNamespace = r.id("ns")?;
+            let id: CheckpointId = r.id("checkpoint_id")?;
+            with_tasks.insert((ns.into_inner(), id.into_inner()));
         }
-        let empty = BTreeMap::new();
-        // 1. Keep sets.
-        let mut keep: BTreeMap<CheckpointNamespace, BTreeSet<CheckpointId>> = BTreeMap::new();
+        let candidates: Vec<_> = rows.iter().map(PruneRow::as_candidate).collect();
+        let plan = plan_keep_latest(&candidates, |ns, id| {
+            with_tasks.contains(&(ns.to_owned(), id.to_owned()))
+        });
+        let no_keep = BTreeSet::new();
         for name in &namespaces {
-            let rows = cps.get(name).unwrap_or(&empty);
-            let mut set = BTreeSet::new();
-            if let Some((head_id, (parent, v, _))) = rows.last_key_value() {
-                set.insert(head_id.clone());
-                if *v < 4
-                    && let Some(parent) = parent
-                    && rows.contains_key(parent)
-                    && with_tasks.contains(&(name.clone(), parent.clone()))
-                {
-                    set.insert(parent.clone());
-                }
-            }
-            keep.insert(name.clone(), set);
-        }
-        let root = CheckpointNamespace::root();
-        let root_rows = cps.get(&root);
-        let root_keep = keep.get(&root);
-        // 2. Doomed subgraph namespaces.
-        let mut doomed: Vec<CheckpointNamespace> = Vec::new();
-        for name in &namespaces {
-            if !name.is_subgraph() {
+            if !plan.drop_namespaces.contains(name.as_str()) {
                 continue;
             }
-            let hangs_from = cps
-                .get(name)
-                .and_then(|rows| rows.last_key_value())
-                .and_then(|(_, (_, _, p))| p.as_deref())
-                .and_then(|id| CheckpointId::parse(id).ok());
-            if let Some(root_id) = hangs_from
-                && root_rows.is_some_and(|r| r.contains_key(&root_id))
-                && !root_keep.is_some_and(|k| k.contains(&root_id))
-            {
-                doomed.push(name.clone());
-            }
-        }
-        for name in &doomed {
             for table in [
                 "waymark_checkpoint_writes",
                 "waymark_checkpoints",
@@ -360,18 +330,17 @@ impl SqlCheckpointRepository {
                 .await?;
             }
         }
-        // 3. Other namespaces.
+        // Other namespaces, those holding only writes or payloads included (they keep nothing).
         for name in &namespaces {
-            if doomed.contains(name) {
+            if plan.drop_namespaces.contains(name.as_str()) {
                 continue;
             }
-            let kept = &keep[name];
-            let gone: Vec<&str> = cps
-                .get(name)
-                .unwrap_or(&empty)
-                .keys()
-                .filter(|id| !kept.contains(*id))
-                .map(CheckpointId::as_str)
+            let kept = plan.keep.get(name.as_str()).unwrap_or(&no_keep);
+            let gone: Vec<&str> = plan
+                .drop_checkpoints
+                .iter()
+                .filter(|(ns, _)| *ns == name.as_str())
+                .map(|(_, id)| *id)
                 .collect();
             self.remove_checkpoints(c, thread_id, name, &gone, op)
                 .await?;
@@ -380,9 +349,10 @@ impl SqlCheckpointRepository {
             q.val(t.clone()).push(" AND ns = ").val(text(name.as_str()));
             if !kept.is_empty() {
                 q.push(" AND checkpoint_id NOT IN ");
-                in_list(&mut q, kept.iter().map(CheckpointId::as_str));
+                in_list(&mut q, kept.iter().copied());
             }
             db::exec(c, q.build(kind), op).await?;
+            // Kept checkpoints whose parent was just deleted (dangling pointers stay).
             for chunk in gone.chunks(KEY_CHUNK) {
                 let mut q =
                     Sql::new("UPDATE waymark_checkpoints SET parent_id = NULL WHERE thread_id = ");

@@ -494,7 +494,9 @@ impl SqlCheckpointRepository {
                         .val(kind.json(&JsonValue::Object(pushed)));
                 }
                 Kind::Sqlite => {
-                    crate::sql::threads::push_scalar_filter(&mut q, kind, "metadata", &pushed);
+                    crate::sql::scalar_filter::push_scalar_filter(
+                        &mut q, kind, "metadata", &pushed,
+                    );
                 }
             }
         }

@@ -1,4 +1,5 @@
-//! JSON text exactly as Python's `json.dumps` writes it.
+//! JSON text exactly as Python's `json.dumps` writes it, in the two styles LangGraph's savers
+//! use; shared by both table layouts.
 //!
 //! The SQLite saver stores metadata as `json.dumps(metadata, ensure_ascii=False)` (default
 //! separators `", "` / `": "`) and renders map and list filter values with
@@ -11,8 +12,15 @@ use std::io;
 use serde::Serialize;
 use serde_json::ser::{CharEscape, Formatter};
 
+use super::python_float_repr;
+
 /// Which `json.dumps` call to imitate.
 #[derive(Debug, Clone, Copy)]
+// Each layout uses one style: with a single layout built, the other one is never constructed.
+#[cfg_attr(
+    not(all(feature = "sqlite-layout", feature = "postgres-layout")),
+    allow(dead_code)
+)]
 pub(crate) enum PyJsonStyle {
     /// `json.dumps(v, ensure_ascii=False)`: what the saver stores as metadata.
     Metadata,
@@ -81,11 +89,11 @@ impl Formatter for PyFormatter {
     }
 
     fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f64) -> io::Result<()> {
-        w.write_all(python_float_repr(value).as_bytes())
+        w.write_all(python_float_text(value).as_bytes())
     }
 
     fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, value: f32) -> io::Result<()> {
-        w.write_all(python_float_repr(f64::from(value)).as_bytes())
+        w.write_all(python_float_text(f64::from(value)).as_bytes())
     }
 
     fn write_string_fragment<W: ?Sized + io::Write>(
@@ -133,40 +141,19 @@ impl Formatter for PyFormatter {
     }
 }
 
-/// Python's `repr(float)`: shortest round-trip digits, fixed notation for decimal exponents
-/// in `[-4, 16)`, otherwise `d.ddde+XX`; always a `.0` on integral fixed values.
-pub(crate) fn python_float_repr(value: f64) -> String {
-    if value.is_nan() {
-        return "NaN".to_owned();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "Infinity" } else { "-Infinity" }.to_owned();
-    }
-    let sci = format!("{:e}", value.abs());
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let sign = if value.is_sign_negative() { "-" } else { "" };
-    // Position of the decimal point relative to the start of `digits`.
-    let decpt = exponent + 1;
-    let body = if !(-3..=16).contains(&decpt) {
-        let (first, rest) = digits.split_at(1);
-        let exp_sign = if exponent < 0 { '-' } else { '+' };
-        let frac = if rest.is_empty() {
-            String::new()
+/// A float as `json.dumps` writes it: Python's `repr(float)` ([`python_float_repr`]) when
+/// finite, and Python's non-JSON `NaN`, `Infinity`, `-Infinity` otherwise.
+pub(crate) fn python_float_text(value: f64) -> String {
+    python_float_repr(value).unwrap_or_else(|| {
+        if value.is_nan() {
+            "NaN"
+        } else if value > 0.0 {
+            "Infinity"
         } else {
-            format!(".{rest}")
-        };
-        format!("{first}{frac}e{exp_sign}{:02}", exponent.abs())
-    } else if decpt <= 0 {
-        format!("0.{}{digits}", "0".repeat((-decpt) as usize))
-    } else if decpt as usize >= digits.len() {
-        format!("{digits}{}.0", "0".repeat(decpt as usize - digits.len()))
-    } else {
-        let (int, frac) = digits.split_at(decpt as usize);
-        format!("{int}.{frac}")
-    };
-    format!("{sign}{body}")
+            "-Infinity"
+        }
+        .to_owned()
+    })
 }
 
 #[cfg(test)]
@@ -190,9 +177,12 @@ mod tests {
             (0.0, "0.0"),
             (-0.0, "-0.0"),
             (0.1 + 0.2, "0.30000000000000004"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
         ];
         for (value, expected) in cases {
-            assert_eq!(python_float_repr(value), expected, "{value:e}");
+            assert_eq!(python_float_text(value), expected, "{value:e}");
         }
     }
 
