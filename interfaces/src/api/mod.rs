@@ -22,8 +22,8 @@ use axum::routing::{delete, get, post, put};
 use waymark_application::ApplicationError;
 use waymark_domain::{CheckpointId, CheckpointNamespace, DomainError, RunId, SessionId, ThreadId};
 
-use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 impl From<ApplicationError> for ApiError {
     fn from(e: ApplicationError) -> Self {

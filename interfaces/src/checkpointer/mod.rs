@@ -42,7 +42,8 @@ use waymark_domain::thread::ThreadQuery;
 use waymark_domain::{UserScope, checkpoint::CheckpointTuple};
 
 use crate::backend::{Engine, FilterSemantics, Layout};
-use crate::http::{AppState, Caller};
+use crate::http::caller::Caller;
+use crate::http::state::AppState;
 use codec::{Answer, ProtoBody};
 use wire::{Obj, WireConfig, invalid, member, type_error, value_error};
 

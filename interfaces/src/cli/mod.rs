@@ -17,7 +17,8 @@ use waymark_application::ApplicationError;
 use waymark_domain::DomainError;
 
 use crate::backend::{self, Backend, BackendError, DatabaseUrl};
-use crate::http::{self, AppState, ServerConfig};
+use crate::http;
+use crate::http::state::{AppState, ServerConfig};
 
 /// A failed command: what to print and the exit status.
 #[derive(Debug)]
