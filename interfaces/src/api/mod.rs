@@ -43,6 +43,11 @@ impl From<ApplicationError> for ApiError {
                 "undecodable_messages",
                 format!("the thread's latest checkpoint messages cannot be decoded: {message}"),
             ),
+            ApplicationError::BufferBudgetExhausted { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "buffer_budget_exhausted",
+                e.to_string(),
+            ),
             ApplicationError::BufferFull { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "buffer_full",

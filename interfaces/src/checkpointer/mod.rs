@@ -268,6 +268,8 @@ pub async fn put(
     }
     let new_versions =
         wire::parse_versions(wire::opt_obj(&obj, "new_versions", "")?, "new_versions")?;
+    // Everything is parsed: free the request tree before the store copies the payloads.
+    drop(obj);
     let namespace = config.namespace_or_root();
     let request = CheckpointPut {
         thread_id: config.thread_id,
@@ -331,6 +333,7 @@ pub async fn put_writes(
         parsed.push((channel, value));
     }
     bins.finish()?;
+    drop(obj);
     if parsed.is_empty() {
         // Nothing to write: answer as for any thread, without claiming it.
         return Ok(reply.json(json!({})));

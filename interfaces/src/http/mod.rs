@@ -4,10 +4,14 @@
 //! What both surfaces share lives in the submodules, which never import this module:
 //! [`state`] (settings and application state), [`caller`] (who a request runs as), [`auth`]
 //! (bearer tokens), [`error`] envelopes, [`extract`]ors, [`metrics`], [`timed`] stores and
-//! the [`probes`] (`/health`, `/metrics`).
+//! the [`probes`] (`/health`, `/metrics`). Resource bounds: [`connections`] (the accept loop
+//! with its connection limit, header-read and idle timeouts) and [`body_guard`] (the
+//! body-read timeout and the budget of request bodies in flight).
 
 pub mod auth;
+pub mod body_guard;
 pub mod caller;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -124,6 +128,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.body_guard.clone(),
+            body_guard::guard_bodies,
+        ))
         .layer(middleware::from_fn(close_on_auth_failure))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -145,20 +153,22 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> std::io::Result<()> {
     serve_on(state, listener, shutdown_signal()).await
 }
 
-/// Serves on a bound listener until `shutdown` resolves (tests pass their own signal).
+/// Serves on a bound listener until `shutdown` resolves (tests pass their own signal), within
+/// the configured connection limits and timeouts; refuses settings that do not validate.
 pub async fn serve_on(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    state
+        .config
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut limits = state.config.connection_limits();
+    limits.max_connections = connections::fit_descriptor_limit(limits.max_connections);
     let app = router(state.clone());
     let housekeeping = state.services.start_housekeeping();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    connections::serve(listener, app, limits, shutdown).await?;
     housekeeping.abort();
     tracing::info!("requests drained; flushing buffers");
     state.services.shutdown().await;

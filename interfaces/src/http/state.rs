@@ -3,15 +3,23 @@
 //! router that mounts them.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use waymark_application::ChatStreamConfig;
 use waymark_domain::UserId;
 
+use super::body_guard::BodyGuard;
+use super::connections::ConnectionLimits;
 use super::metrics::Metrics;
 use super::timed;
 use crate::backend::Backend;
 use crate::services::Services;
+
+/// The longest timeout accepted (longer ones are surely a unit mistake).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The most connections accepted as a limit.
+const MAX_CONNECTIONS: usize = 1_000_000;
 
 /// Server settings that handlers consult.
 ///
@@ -42,6 +50,19 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// The largest checkpointer request body in bytes (checkpoints carry base64 payloads).
     pub max_checkpoint_body_bytes: usize,
+    /// Bytes of request bodies that all requests in flight may hold together; a body the
+    /// rest does not cover is answered 503 with `Retry-After`. At least the larger body
+    /// limit.
+    pub max_inflight_body_bytes: usize,
+    /// How long a client has to send a complete request head, from connecting or from the
+    /// first byte of a request.
+    pub header_read_timeout: Duration,
+    /// How long a request body may take to arrive completely (408 after that).
+    pub body_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
     /// Chat-stream persistence: the on/off switch and retention days (spec §5); the other
     /// settings keep the application's defaults.
     pub chat_streams: ChatStreamConfig,
@@ -54,6 +75,61 @@ impl ServerConfig {
         Self {
             admin_unscoped: true,
             ..Self::default()
+        }
+    }
+
+    /// Refuses settings the server cannot run with, naming the setting (as its `serve`
+    /// flag) and why.
+    pub fn validate(&self) -> Result<(), String> {
+        for (flag, value) in [
+            ("--header-read-timeout", self.header_read_timeout),
+            ("--body-read-timeout", self.body_read_timeout),
+            ("--idle-timeout", self.idle_timeout),
+        ] {
+            if value.is_zero() || value > MAX_TIMEOUT {
+                return Err(format!(
+                    "{flag} is {}; it must be more than 0 and at most 24h",
+                    humantime::format_duration(value)
+                ));
+            }
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            return Err(format!(
+                "--max-connections is {}; it must be 1 to {MAX_CONNECTIONS}",
+                self.max_connections
+            ));
+        }
+        if self.max_body_bytes == 0 || self.max_checkpoint_body_bytes == 0 {
+            return Err(
+                "--max-body-bytes and --max-checkpoint-body-bytes must be at least 1".into(),
+            );
+        }
+        let largest = self.max_body_bytes.max(self.max_checkpoint_body_bytes);
+        if self.max_inflight_body_bytes < largest {
+            return Err(format!(
+                "--max-inflight-body-bytes is {}; it must hold at least the largest accepted \
+                 body ({largest} bytes), or that body could never be served",
+                self.max_inflight_body_bytes
+            ));
+        }
+        if self.chat_streams.max_total_bytes < self.chat_streams.max_bytes {
+            return Err(format!(
+                "--chat-stream-buffer-budget-bytes is {}; it must hold at least one thread's \
+                 buffer ({} bytes)",
+                self.chat_streams.max_total_bytes, self.chat_streams.max_bytes
+            ));
+        }
+        self.chat_streams
+            .validate()
+            .map_err(|e| format!("invalid chat-stream settings: {e}"))
+    }
+
+    /// The accept loop's bounds.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
         }
     }
 
@@ -72,6 +148,11 @@ impl Default for ServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             chat_streams: ChatStreamConfig::default(),
             max_checkpoint_body_bytes: 256 * 1024 * 1024,
+            max_inflight_body_bytes: 512 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
         }
     }
 }
@@ -92,6 +173,8 @@ pub struct AppInner {
     pub metrics: Arc<Metrics>,
     /// When the server started.
     pub started: Instant,
+    /// The body-read deadline and the budget of request bodies in flight.
+    pub body_guard: Arc<BodyGuard>,
 }
 
 impl std::ops::Deref for AppState {
@@ -109,12 +192,18 @@ impl AppState {
             timed::timed(&backend.stores, &metrics),
             config.chat_streams.clone(),
         );
+        let body_guard = Arc::new(BodyGuard::new(
+            config.body_read_timeout,
+            config.max_inflight_body_bytes,
+            config.max_body_bytes.max(config.max_checkpoint_body_bytes),
+        ));
         Self(Arc::new(AppInner {
             backend,
             services,
             config,
             metrics,
             started: Instant::now(),
+            body_guard,
         }))
     }
 }
