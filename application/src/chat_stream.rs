@@ -10,11 +10,16 @@
 //! * Frames after the last `stop`: [`ChatStreamService::end_stream`], the idle TTL
 //!   ([`ChatStreamService::expire_idle`]) and the caps (10,000 frames / 8 MiB force a
 //!   persist; if that fails the frame is refused with [`ApplicationError::BufferFull`]).
+//! * One budget bounds the bytes buffered across all threads (default 256 MiB): a frame
+//!   that does not fit forces a persist of its own thread's buffer; if that frees nothing
+//!   (the thread had nothing buffered) or fails, the frame is refused with
+//!   [`ApplicationError::BufferBudgetExhausted`] and nothing is buffered or written for it.
 //! * Disabled persistence buffers nothing and answers [`ApplicationError::Disabled`].
 //!
 //! Buffers live in this process; a thread's stream must be served by one process at a time.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -51,6 +56,8 @@ pub struct ChatStreamConfig {
     pub max_frames: usize,
     /// Byte cap per buffer (default 8 MiB).
     pub max_bytes: usize,
+    /// Byte cap of all buffers together (default 256 MiB); at least `max_bytes`.
+    pub max_total_bytes: usize,
     /// Records last appended more than this many days ago are purged; 0 disables (default 30).
     pub retention_days: u32,
     /// Records deleted per purge statement.
@@ -65,6 +72,7 @@ impl Default for ChatStreamConfig {
             idle_policy: IdlePolicy::Persist,
             max_frames: 10_000,
             max_bytes: 8 * 1024 * 1024,
+            max_total_bytes: 256 * 1024 * 1024,
             retention_days: 30,
             purge_batch: 500,
         }
@@ -147,6 +155,8 @@ pub struct ChatStreamService {
     clock: Arc<dyn Clock>,
     config: ChatStreamConfig,
     slots: StdMutex<HashMap<ThreadId, Arc<Slot>>>,
+    /// Bytes buffered across all threads, bounded by `config.max_total_bytes`.
+    buffered_total: AtomicUsize,
 }
 
 impl std::fmt::Debug for ChatStreamService {
@@ -158,12 +168,22 @@ impl std::fmt::Debug for ChatStreamService {
 }
 
 impl ChatStreamConfig {
-    /// Refuses settings the service cannot run with (zero caps, a purge batch out of range).
+    /// Refuses settings the service cannot run with (zero caps, a budget smaller than one
+    /// buffer, a purge batch out of range).
     pub fn validate(&self) -> AppResult<()> {
         if self.max_frames == 0 || self.max_bytes == 0 {
             return Err(ApplicationError::invalid(
                 "max_frames",
                 "buffer caps must be at least 1",
+            ));
+        }
+        if self.max_total_bytes < self.max_bytes {
+            return Err(ApplicationError::invalid(
+                "max_total_bytes",
+                format!(
+                    "is {}; the budget of all buffers must hold at least one full buffer ({} bytes)",
+                    self.max_total_bytes, self.max_bytes
+                ),
             ));
         }
         Limit::new(self.purge_batch)?;
@@ -184,7 +204,42 @@ impl ChatStreamService {
             clock,
             config,
             slots: StdMutex::new(HashMap::new()),
+            buffered_total: AtomicUsize::new(0),
         })
+    }
+
+    /// Bytes buffered across all threads.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_total.load(Ordering::Acquire)
+    }
+
+    /// Takes `bytes` from the budget of all buffers; false when they do not fit.
+    fn reserve(&self, bytes: usize) -> bool {
+        self.buffered_total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(bytes)
+                    .filter(|&total| total <= self.config.max_total_bytes)
+            })
+            .is_ok()
+    }
+
+    /// Gives `bytes` back to the budget (frames persisted or discarded).
+    fn release(&self, bytes: usize) {
+        let _ = self
+            .buffered_total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_sub(bytes))
+            });
+    }
+
+    /// Empties a buffer that leaves the map, giving its bytes back to the budget; a persist
+    /// still holding the slot then finds nothing to remove.
+    fn discard(&self, buf: &mut Buffer) -> usize {
+        let frames = buf.frames.len();
+        buf.frames.clear();
+        self.release(buf.bytes);
+        buf.bytes = 0;
+        frames
     }
 
     /// The settings.
@@ -246,6 +301,9 @@ impl ChatStreamService {
             ));
         }
         let mut slot = self.slot(scope, thread_id);
+        // A frame that does not fit the budget of all buffers forces one persist of this
+        // thread's buffer; after that it is refused.
+        let mut persisted_for_budget = false;
         let index = loop {
             {
                 let mut buf = slot.buffer.lock().await;
@@ -262,7 +320,16 @@ impl ChatStreamService {
                 }
                 let fits = buf.frames.len() < self.config.max_frames
                     && buf.bytes + frame.len() <= self.config.max_bytes;
-                if fits {
+                if fits && !self.reserve(frame.len()) {
+                    if persisted_for_budget || buf.frames.is_empty() {
+                        return Err(ApplicationError::BufferBudgetExhausted {
+                            thread_id: thread_id.clone(),
+                            buffered: self.buffered_bytes(),
+                            budget: self.config.max_total_bytes,
+                        });
+                    }
+                    persisted_for_budget = true;
+                } else if fits {
                     let index = buf.next_index;
                     buf.next_index += 1;
                     buf.bytes += frame.len();
@@ -339,6 +406,7 @@ impl ChatStreamService {
         let n = n.min(buf.frames.len());
         let removed: usize = buf.frames.drain(..n).map(|f| f.len()).sum();
         buf.bytes -= removed;
+        self.release(removed);
         // Frames recorded during the append stay and are renumbered from 0.
         buf.next_index = buf.frames.len() as u64;
         Ok(PersistOutcome::Persisted {
@@ -423,11 +491,15 @@ impl ChatStreamService {
             .is_some_and(|s| Arc::ptr_eq(s, slot))
     }
 
-    /// Removes `slot` from the map if it is still the thread's; call with its buffer locked.
-    fn remove_slot_if_same(&self, thread_id: &ThreadId, slot: &Arc<Slot>) {
+    /// Removes `slot` from the map if it is still the thread's (true then); call with its
+    /// buffer locked, and [`Self::discard`] the buffer when it was removed.
+    fn remove_slot_if_same(&self, thread_id: &ThreadId, slot: &Arc<Slot>) -> bool {
         let mut slots = self.slots();
         if slots.get(thread_id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
             slots.remove(thread_id);
+            true
+        } else {
+            false
         }
     }
 
@@ -436,9 +508,11 @@ impl ChatStreamService {
         let Some(slot) = self.slots().get(thread_id).cloned() else {
             return 0;
         };
-        let buf = slot.buffer.lock().await;
-        self.remove_slot_if_same(thread_id, &slot);
-        buf.frames.len()
+        let mut buf = slot.buffer.lock().await;
+        if !self.remove_slot_if_same(thread_id, &slot) {
+            return 0;
+        }
+        self.discard(&mut buf)
     }
 
     /// The persisted frames of the thread, or `None`.
@@ -479,9 +553,9 @@ impl ChatStreamService {
         let existed = self.repo.delete(scope, thread_id).await?;
         let slot = self.slots().get(thread_id).cloned();
         if let Some(slot) = slot {
-            let buf = slot.buffer.lock().await;
-            if &buf.scope == scope {
-                self.remove_slot_if_same(thread_id, &slot);
+            let mut buf = slot.buffer.lock().await;
+            if &buf.scope == scope && self.remove_slot_if_same(thread_id, &slot) {
+                self.discard(&mut buf);
             }
         }
         Ok(existed)

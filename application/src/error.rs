@@ -3,7 +3,7 @@
 //! Every service returns [`ApplicationError`]: the domain's classification
 //! ([`DomainError`]: not found, conflict, invalid input, storage) passes through unchanged in
 //! [`ApplicationError::Domain`], and the outcomes only a service can produce (persistence
-//! disabled, a full chat-stream buffer, a denied access check, a stalled history scan, lost
+//! disabled, a full chat-stream buffer or buffer budget, a denied access check, a stalled history scan, lost
 //! journal events) get their own variants so an HTTP layer can map each to its own status.
 
 use waymark_domain::{DomainError, ThreadId};
@@ -37,6 +37,21 @@ pub enum ApplicationError {
         bytes: usize,
         /// Why the forced persist failed.
         source: DomainError,
+    },
+
+    /// The chat-stream buffers of all threads together hold the configured budget, so the
+    /// frame was refused (back-pressure across threads). Nothing was buffered or written
+    /// for it; the caller may retry once other streams have persisted.
+    #[error(
+        "chat-stream buffers hold {buffered} of the server's {budget} bytes; the frame of thread {thread_id} was not buffered, retry later"
+    )]
+    BufferBudgetExhausted {
+        /// The thread whose frame was refused.
+        thread_id: ThreadId,
+        /// Bytes buffered across all threads.
+        buffered: usize,
+        /// The budget.
+        budget: usize,
     },
 
     /// The thread access check (spec §6.6) denied the caller. Another user's thread, or an

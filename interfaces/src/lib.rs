@@ -9,9 +9,9 @@
 //!   `interfaces/python` talks, mounted under `/checkpointer`.
 //! * [`api`] is the REST API under `/api/v1` (sessions, threads, branches, snapshots,
 //!   checkpoints, messages, run events, token usage, feedback, chat streams, key-value items).
-//! * [`http`] holds what both surfaces share: the application state, error envelopes,
-//!   extractors that turn malformed input into 4xx answers, authentication, user scoping and
-//!   metrics.
+//! * [`http`] wires the router and serves it; its submodules hold what both surfaces share:
+//!   the application state, error envelopes, extractors that turn malformed input into 4xx
+//!   answers, authentication, user scoping and metrics.
 //! * [`cli`] is the command line (`serve`, `migrate`, `threads`, `history`, `show`, `diff`,
 //!   `messages`, `export`, `import`, `copy`).
 

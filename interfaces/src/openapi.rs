@@ -28,8 +28,8 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth),
     security((), ("bearer" = [])),
     paths(
-        crate::http::health,
-        crate::http::metrics_text,
+        crate::http::probes::health,
+        crate::http::probes::metrics_text,
         crate::api::sessions::create,
         crate::api::sessions::list,
         crate::api::sessions::get,
@@ -105,7 +105,7 @@ impl Modify for BearerAuth {
         crate::checkpointer::health
     ),
     components(schemas(
-        crate::http::error::ErrorEnvelope, crate::http::error::ErrorBody, crate::http::Health,
+        crate::http::error::ErrorEnvelope, crate::http::error::ErrorBody, crate::http::probes::Health,
         crate::api::dto::PolicyDto, crate::api::dto::SessionDto, crate::api::dto::SessionList, crate::api::dto::ThreadDto, crate::api::dto::ThreadList,
         crate::api::dto::BranchDto, crate::api::dto::SnapshotDto, crate::api::dto::CheckpointEntry, crate::api::dto::CheckpointHistory, crate::api::dto::CheckpointState,
         crate::api::dto::SummaryDto, crate::api::dto::EventDto, crate::api::dto::MessagePage, crate::api::dto::FeedbackDto, crate::api::dto::FeedbackList,

@@ -621,3 +621,84 @@ fn an_export_written_by_an_earlier_build_still_imports_unchanged() {
     }
     assert_eq!(after.len(), before.len());
 }
+
+/// Runs `waymark serve` expecting it to refuse its settings at start-up; kills it and fails
+/// if it is still running after 20 s (it would be serving instead).
+fn serve_refuses(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
+        .args([
+            "serve",
+            "--database-url",
+            "memory://",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("serve {args:?} {env:?} started instead of refusing its settings");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An environment variable: name and value.
+type Env<'a> = (&'a str, &'a str);
+
+#[test]
+fn serve_refuses_bad_limit_settings_at_start_up_naming_the_setting() {
+    let cases: [(&[&str], &[Env], &str); 11] = [
+        (
+            &["--header-read-timeout", "0s"],
+            &[],
+            "--header-read-timeout",
+        ),
+        (&["--body-read-timeout", "25h"], &[], "--body-read-timeout"),
+        (&["--idle-timeout", "soon"], &[], "--idle-timeout"),
+        (&["--idle-timeout", "10"], &[], "--idle-timeout"),
+        (&["--max-connections", "0"], &[], "--max-connections"),
+        (&["--max-connections", "many"], &[], "--max-connections"),
+        (
+            &["--max-inflight-body-bytes", "1000"],
+            &[],
+            "--max-inflight-body-bytes",
+        ),
+        (
+            &["--chat-stream-buffer-budget-bytes", "1024"],
+            &[],
+            "--chat-stream-buffer-budget-bytes",
+        ),
+        (&[], &[("WAYMARK_IDLE_TIMEOUT", "0ms")], "--idle-timeout"),
+        (
+            &[],
+            &[("WAYMARK_MAX_CONNECTIONS", "-1")],
+            "--max-connections",
+        ),
+        (
+            &[],
+            &[("WAYMARK_MAX_INFLIGHT_BODY_BYTES", "4096")],
+            "--max-inflight-body-bytes",
+        ),
+    ];
+    for (args, env, names) in cases {
+        let (code, stderr) = serve_refuses(args, env);
+        assert_eq!(code, Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(
+            stderr.contains(names),
+            "{args:?} {env:?} names {names}: {stderr}"
+        );
+    }
+}

@@ -538,3 +538,93 @@ fn zero_caps_are_refused() {
     );
     assert!(r.unwrap_err().is_invalid_input());
 }
+
+fn budgeted(repo: Arc<FakeRecords>) -> ChatStreamService {
+    svc_with(
+        repo,
+        ChatStreamConfig {
+            max_bytes: 10,
+            max_total_bytes: 10,
+            ..ChatStreamConfig::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn the_budget_of_all_buffers_refuses_a_new_threads_frame_and_writes_nothing_for_it() {
+    let repo = Arc::new(FakeRecords::default());
+    let s = budgeted(repo.clone());
+    let (t1, t2) = (tid("t1"), tid("t2"));
+    s.record(&U, &t1, "12345".into(), "none").await.unwrap();
+    s.record(&U, &t1, "678".into(), "none").await.unwrap();
+    assert_eq!(s.buffered_bytes(), 8);
+    let err = s.record(&U, &t2, "abc".into(), "none").await.unwrap_err();
+    match err {
+        ApplicationError::BufferBudgetExhausted {
+            thread_id,
+            buffered,
+            budget,
+        } => assert_eq!((thread_id, buffered, budget), (t2.clone(), 8, 10)),
+        other => panic!("expected BufferBudgetExhausted, got {other}"),
+    }
+    assert!(s.buffered(&t2).await.is_empty(), "nothing was buffered");
+    assert!(repo.frames("t2").is_none(), "nothing was written");
+    assert_eq!(repo.appends.load(Ordering::SeqCst), 0);
+    assert_eq!(s.buffered_bytes(), 8);
+    // Once the other stream persists, its bytes return to the budget.
+    s.record(&U, &t1, "9".into(), "stop").await.unwrap();
+    assert_eq!(s.buffered_bytes(), 0);
+    s.record(&U, &t2, "abc".into(), "none").await.unwrap();
+    assert_eq!(s.buffered_bytes(), 3);
+}
+
+#[tokio::test]
+async fn a_frame_over_the_budget_first_persists_its_own_threads_buffer() {
+    let repo = Arc::new(FakeRecords::default());
+    let s = budgeted(repo.clone());
+    let (t1, t2) = (tid("t1"), tid("t2"));
+    s.record(&U, &t1, "1234".into(), "none").await.unwrap();
+    s.record(&U, &t2, "abcde".into(), "none").await.unwrap();
+    assert_eq!(
+        s.record(&U, &t1, "xy".into(), "none").await.unwrap(),
+        RecordOutcome::Buffered { index: 0 }
+    );
+    assert_eq!(repo.frames("t1").unwrap(), vec!["1234"]);
+    assert_eq!(s.buffered(&t1).await, vec!["xy"]);
+    assert_eq!(s.buffered_bytes(), 7);
+    // When that persist fails the frame is refused and the buffer kept.
+    s.record(&U, &t1, "z".into(), "none").await.unwrap();
+    repo.fail.store(1, Ordering::SeqCst);
+    let err = s.record(&U, &t1, "last".into(), "none").await.unwrap_err();
+    assert!(matches!(err, ApplicationError::BufferFull { .. }), "{err}");
+    assert_eq!(s.buffered(&t1).await, vec!["xy", "z"]);
+    assert_eq!(s.buffered_bytes(), 8);
+}
+
+#[tokio::test]
+async fn dropped_and_deleted_buffers_return_their_bytes_to_the_budget() {
+    let repo = Arc::new(FakeRecords::default());
+    let s = budgeted(repo.clone());
+    let (t1, t2) = (tid("t1"), tid("t2"));
+    s.record(&U, &t1, "1234".into(), "none").await.unwrap();
+    s.record(&U, &t2, "abc".into(), "none").await.unwrap();
+    assert_eq!(s.drop_buffer(&t1).await, 1);
+    assert_eq!(s.buffered_bytes(), 3);
+    s.delete(&U, &t2).await.unwrap();
+    assert_eq!(s.buffered_bytes(), 0);
+    s.record(&U, &t1, "0123456789".into(), "none")
+        .await
+        .unwrap();
+    assert_eq!(s.buffered_bytes(), 10, "the whole budget is usable again");
+}
+
+#[test]
+fn a_budget_smaller_than_one_buffer_is_refused() {
+    let r = ChatStreamConfig {
+        max_bytes: 10,
+        max_total_bytes: 9,
+        ..ChatStreamConfig::default()
+    }
+    .validate();
+    assert!(r.unwrap_err().is_invalid_input());
+}

@@ -12,9 +12,10 @@ use waymark_domain::paging::Limit;
 
 use super::dto::{FeedbackDto, FeedbackList};
 use super::{run_id, thread_id, uuid_id};
+use crate::http::caller::Caller;
 use crate::http::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::http::{AppState, Caller};
+use crate::http::state::AppState;
 
 /// `PUT` (upsert) and `POST` (create) body.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -19,9 +19,10 @@ use super::dto::{
     MessagePage, PersistOutcomeDto, RecordOutcomeDto,
 };
 use super::{run_id, thread_id};
+use crate::http::caller::Caller;
 use crate::http::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::http::{AppState, Caller};
+use crate::http::state::AppState;
 
 /// The largest message page.
 pub const MAX_MESSAGE_PAGE: u32 = 500;

@@ -22,8 +22,8 @@ use axum::routing::{delete, get, post, put};
 use waymark_application::ApplicationError;
 use waymark_domain::{CheckpointId, CheckpointNamespace, DomainError, RunId, SessionId, ThreadId};
 
-use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
 
 impl From<ApplicationError> for ApiError {
     fn from(e: ApplicationError) -> Self {
@@ -42,6 +42,11 @@ impl From<ApplicationError> for ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "undecodable_messages",
                 format!("the thread's latest checkpoint messages cannot be decoded: {message}"),
+            ),
+            ApplicationError::BufferBudgetExhausted { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "buffer_budget_exhausted",
+                e.to_string(),
             ),
             ApplicationError::BufferFull { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -23,9 +23,10 @@ use waymark_domain::run::{
 
 use super::dto::{RunDto, RunListDto};
 use super::{run_id, thread_id};
+use crate::http::caller::Caller;
 use crate::http::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::http::{AppState, Caller};
+use crate::http::state::AppState;
 
 /// `POST /threads/{thread_id}/runs`.
 #[derive(Debug, Default, Deserialize, ToSchema)]

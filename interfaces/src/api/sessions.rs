@@ -13,9 +13,10 @@ use waymark_domain::session::{CheckpointPolicy, SessionStatus, SessionUpdate};
 
 use super::dto::{SessionDto, SessionList, ThreadDto, ThreadList};
 use super::session_id;
+use crate::http::caller::Caller;
 use crate::http::error::{ApiResult, ErrorEnvelope};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::http::{AppState, Caller};
+use crate::http::state::AppState;
 
 /// Reads `null` as `Some(None)` and absence (via `default`) as `None`, so a PATCH can clear a
 /// field.

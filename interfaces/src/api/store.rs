@@ -14,9 +14,10 @@ use waymark_domain::paging::Limit;
 use waymark_domain::{ItemKey, JsonObject};
 
 use super::dto::ItemDto;
+use crate::http::caller::Caller;
 use crate::http::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::http::{AppState, Caller};
+use crate::http::state::AppState;
 
 /// The labels a user's items live under.
 fn user_prefix(caller: &Caller) -> Vec<String> {

@@ -18,9 +18,10 @@ use super::dto::{
 };
 use super::sessions::{double_option, offset_page};
 use super::{checkpoint_id, namespace, session_id, thread_id, uuid_id};
+use crate::http::caller::Caller;
 use crate::http::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::http::{AppState, Caller};
+use crate::http::state::AppState;
 
 /// `POST /threads`.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -13,9 +13,10 @@ use waymark_domain::token_usage::{TokenGrouping, TokenUsageFilter};
 
 use super::dto::{TokenStatsDto, TokenUsageDto};
 use super::{run_id, session_id, thread_id};
+use crate::http::caller::Caller;
 use crate::http::error::{ApiError, ApiResult, ErrorEnvelope};
 use crate::http::extract::{ApiJson, ApiQuery};
-use crate::http::{AppState, Caller};
+use crate::http::state::AppState;
 
 /// `POST /token-usage`.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -8,7 +8,6 @@
 //! payload bytes as `bin` (no base64). Error envelopes are always JSON.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -19,6 +18,7 @@ use waymark_domain::checkpoint::CheckpointTuple;
 use super::error::{ProtoError, value_error};
 use super::msgpack::{Bins, json_to_msgpack, msgpack_body};
 use super::wire::{self, Obj};
+use crate::http::extract::{BodyReadError, read_body};
 
 /// The msgpack media type this server answers with.
 pub const MSGPACK: &str = "application/vnd.waymark.checkpointer+msgpack";
@@ -114,29 +114,28 @@ impl ProtoBody {
     }
 }
 
-fn body_error(status: StatusCode, message: String) -> ProtoError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ProtoError::new(
+fn body_error(e: BodyReadError) -> ProtoError {
+    match e {
+        BodyReadError::TooLarge => ProtoError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "ValueError",
             "the request body is larger than this server accepts",
-        )
-    } else {
-        value_error(format!("cannot read the request body: {message}"))
+        ),
+        BodyReadError::Failed(message) => {
+            value_error(format!("cannot read the request body: {message}"))
+        }
     }
 }
 
 impl<S: Send + Sync> FromRequest<S> for ProtoBody {
     type Rejection = ProtoError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let format = Format::of_request(req.headers());
         let reply = Replier {
             format: Format::accepted(req.headers()),
         };
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rej| body_error(rej.status(), rej.to_string()))?;
+        let bytes = read_body(req).await.map_err(body_error)?;
         let (obj, bins) = match format {
             Format::Json => (wire::body_object(&bytes)?, Bins::default()),
             Format::Msgpack => msgpack_body(&bytes)?,

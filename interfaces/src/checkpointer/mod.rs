@@ -47,7 +47,8 @@ use waymark_domain::paging::OffsetPage;
 use waymark_domain::thread::ThreadQuery;
 use waymark_domain::{UserScope, checkpoint::CheckpointTuple};
 
-use crate::http::{AppState, Caller};
+use crate::http::caller::Caller;
+use crate::http::state::AppState;
 use codec::{Answer, ProtoBody};
 pub use error::ProtoError;
 use error::{invalid, type_error, value_error};
@@ -193,6 +194,8 @@ pub async fn put(
         .unwrap_or_default();
     let new_versions =
         wire::parse_versions(wire::opt_obj(&obj, "new_versions", "")?, "new_versions")?;
+    // Everything is parsed: free the request tree before the store copies the payloads.
+    drop(obj);
     let namespace = config.namespace_or_root();
     let request = CheckpointPut {
         thread_id: config.thread_id,
@@ -259,6 +262,7 @@ pub async fn put_writes(
         parsed.push((channel, value));
     }
     bins.finish()?;
+    drop(obj);
     if parsed.is_empty() {
         // Nothing to write: answer as for any thread, without claiming it.
         return Ok(reply.json(json!({})));

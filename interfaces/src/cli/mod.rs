@@ -11,13 +11,15 @@ mod transfer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use waymark_application::ApplicationError;
 use waymark_domain::DomainError;
 
 use crate::backend::{self, Backend, BackendError, DatabaseUrl};
-use crate::http::{self, AppState, ServerConfig};
+use crate::http;
+use crate::http::state::{AppState, ServerConfig};
 
 /// A failed command: what to print and the exit status.
 #[derive(Debug)]
@@ -262,6 +264,25 @@ pub struct ServeArgs {
     /// The largest checkpointer request body in bytes.
     #[arg(long, default_value_t = 256 * 1024 * 1024)]
     max_checkpoint_body_bytes: usize,
+    /// Bytes of request bodies all requests in flight may hold together; a body beyond it
+    /// is answered 503 with Retry-After. At least the larger of the two body limits.
+    #[arg(long, env = "WAYMARK_MAX_INFLIGHT_BODY_BYTES", default_value_t = 512 * 1024 * 1024)]
+    max_inflight_body_bytes: usize,
+    /// How long a client may take to send a request head, from connecting or from the first
+    /// byte of a request (`10s`, `500ms`, `1m`); then the connection is closed.
+    #[arg(long, env = "WAYMARK_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// How long a request body may take to arrive completely; then the request is answered
+    /// 408 and the connection closed.
+    #[arg(long, env = "WAYMARK_BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    body_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    #[arg(long, env = "WAYMARK_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Connections served at once; further clients wait in the listen backlog until one
+    /// closes (lowered, with a warning, when the open-file limit cannot carry it).
+    #[arg(long, env = "WAYMARK_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
     /// Chat-stream persistence on or off (off: the chat-stream routes answer 503 and nothing
     /// is buffered or stored).
     #[arg(long, env = "WAYMARK_CHAT_STREAMS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -270,6 +291,16 @@ pub struct ServeArgs {
     /// server's housekeeping; 0 keeps them forever.
     #[arg(long, env = "WAYMARK_CHAT_STREAM_RETENTION_DAYS", default_value_t = 30)]
     chat_stream_retention_days: u32,
+    /// Bytes of chat-stream frames buffered across all threads; a frame beyond it is refused
+    /// with 503 (after persisting its own thread's buffer, if it had one). At least 8 MiB,
+    /// one thread's buffer.
+    #[arg(long, env = "WAYMARK_CHAT_STREAM_BUFFER_BUDGET_BYTES", default_value_t = 256 * 1024 * 1024)]
+    chat_stream_buffer_budget_bytes: usize,
+}
+
+/// Parses a duration such as `10s`, `500ms` or `1m 30s`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 10s, 500ms or 2m)"))
 }
 
 /// The log level when `RUST_LOG` is unset: `warn` for one-shot commands (no migration or
@@ -319,6 +350,7 @@ pub async fn run(cli: Cli) -> CliResult {
 }
 
 async fn serve(args: ServeArgs) -> CliResult {
+    let config = server_config(&args)?;
     let url = match args.backend.as_deref() {
         Some("sqlite") => format!(
             "langgraph+sqlite://{}",
@@ -335,6 +367,20 @@ async fn serve(args: ServeArgs) -> CliResult {
         None => args.bind,
     };
     let backend = backend::open(&url).await?;
+    let state = AppState::new(backend, config);
+    state
+        .services
+        .reconcile_runs()
+        .await
+        .map_err(|e| CliError::new(format!("run reconciliation failed: {e}")))?;
+    http::serve(state, bind)
+        .await
+        .map_err(|e| CliError::new(format!("cannot serve on {bind}: {e}")))
+}
+
+/// The server settings `serve` runs with, validated: a bad value is a usage error before
+/// anything is opened or bound.
+pub fn server_config(args: &ServeArgs) -> CliResult<ServerConfig> {
     let mut token_specs = args.user_tokens.clone();
     if let Some(path) = &args.user_tokens_file {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -353,31 +399,25 @@ async fn serve(args: ServeArgs) -> CliResult {
     let user_tokens = parse_user_tokens(&token_specs)?;
     let _ = args.require_user;
     let config = ServerConfig {
-        auth_token: args.auth_token.filter(|t| !t.is_empty()),
+        auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
         user_tokens,
         admin_unscoped: args.admin_unscoped,
         max_body_bytes: args.max_body_bytes,
         max_checkpoint_body_bytes: args.max_checkpoint_body_bytes,
+        max_inflight_body_bytes: args.max_inflight_body_bytes,
+        header_read_timeout: args.header_read_timeout,
+        body_read_timeout: args.body_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
         chat_streams: waymark_application::ChatStreamConfig {
             enabled: args.chat_streams,
             retention_days: args.chat_stream_retention_days,
+            max_total_bytes: args.chat_stream_buffer_budget_bytes,
             ..Default::default()
         },
     };
-    // Refuse settings the service would refuse, with its reason, before anything starts.
-    config
-        .chat_streams
-        .validate()
-        .map_err(|e| CliError::new(format!("invalid chat-stream settings: {e}")))?;
-    let state = AppState::new(backend, config);
-    state
-        .services
-        .reconcile_runs()
-        .await
-        .map_err(|e| CliError::new(format!("run reconciliation failed: {e}")))?;
-    http::serve(state, bind)
-        .await
-        .map_err(|e| CliError::new(format!("cannot serve on {bind}: {e}")))
+    config.validate().map_err(CliError::usage)?;
+    Ok(config)
 }
 
 /// Parses `USER=TOKEN` specs; an empty token, a bad user id or a token given twice is a
@@ -425,5 +465,67 @@ impl std::str::FromStr for FileArg {
         } else {
             Self::Path(PathBuf::from(s))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["waymark", "serve"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv)
+            .expect("the arguments parse")
+            .command
+        {
+            Command::Serve(args) => args,
+            other => panic!("expected serve, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_defaults_are_the_server_defaults() {
+        let config = server_config(&serve_args(&[])).unwrap();
+        let defaults = ServerConfig::default();
+        assert_eq!(config.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(
+            config.max_checkpoint_body_bytes,
+            defaults.max_checkpoint_body_bytes
+        );
+        assert_eq!(
+            config.max_inflight_body_bytes,
+            defaults.max_inflight_body_bytes
+        );
+        assert_eq!(config.header_read_timeout, defaults.header_read_timeout);
+        assert_eq!(config.body_read_timeout, defaults.body_read_timeout);
+        assert_eq!(config.idle_timeout, defaults.idle_timeout);
+        assert_eq!(config.max_connections, defaults.max_connections);
+        assert_eq!(config.chat_streams, defaults.chat_streams);
+    }
+
+    #[test]
+    fn limit_flags_reach_the_server_settings() {
+        let config = server_config(&serve_args(&[
+            "--header-read-timeout",
+            "1500ms",
+            "--body-read-timeout",
+            "2m",
+            "--idle-timeout",
+            "5s",
+            "--max-connections",
+            "7",
+            "--max-inflight-body-bytes",
+            "300000000",
+            "--chat-stream-buffer-budget-bytes",
+            "16777216",
+        ]))
+        .unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_millis(1500));
+        assert_eq!(config.body_read_timeout, Duration::from_secs(120));
+        assert_eq!(config.idle_timeout, Duration::from_secs(5));
+        assert_eq!(config.max_connections, 7);
+        assert_eq!(config.max_inflight_body_bytes, 300_000_000);
+        assert_eq!(config.chat_streams.max_total_bytes, 16 * 1024 * 1024);
     }
 }

@@ -5,7 +5,8 @@
 //! with a generic message).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -97,15 +98,24 @@ impl From<DomainError> for ApiError {
     }
 }
 
+/// Codes of 503 answers that pass once load drops; they say `Retry-After`.
+const TRANSIENT_CODES: [&str; 3] = ["overloaded", "buffer_budget_exhausted", "buffer_full"];
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_later = TRANSIENT_CODES.contains(&self.code);
         let body = ErrorEnvelope {
             error: ErrorBody {
                 code: self.code.to_owned(),
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if retry_later {
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
     }
 }
 

@@ -7,11 +7,13 @@
 //! cannot store, so a NUL is refused up front on every backend alike.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
+use bytes::BytesMut;
+use http_body_util::{BodyExt, LengthLimitError};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -21,16 +23,56 @@ use super::error::ApiError;
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
-/// Maps a body-buffering failure to 413 or 400.
-pub fn body_rejection(rej: BytesRejection) -> ApiError {
-    if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
+/// Why a request body could not be read.
+#[derive(Debug)]
+pub enum BodyReadError {
+    /// Longer than the route's limit.
+    TooLarge,
+    /// The client or the connection failed, or the body guard stopped the body (it answers
+    /// for that itself).
+    Failed(String),
+}
+
+/// Reads a request body into one buffer of its declared `Content-Length` (which the
+/// route's limit has already checked), so a large body is held once, not as its chunks
+/// plus a copy of them; chunks are dropped as they are copied.
+pub async fn read_body(req: Request) -> Result<Bytes, BodyReadError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let mut body = req.into_body();
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<LengthLimitError>() {
+                    return BodyReadError::TooLarge;
+                }
+                source = err.source();
+            }
+            BodyReadError::Failed(e.to_string())
+        })?;
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Maps a body-reading failure to 413 or 400.
+pub fn body_rejection(e: BodyReadError) -> ApiError {
+    match e {
+        BodyReadError::TooLarge => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "the request body is larger than this server accepts",
-        )
-    } else {
-        ApiError::bad_request(format!("cannot read the request body: {rej}"))
+        ),
+        BodyReadError::Failed(message) => {
+            ApiError::bad_request(format!("cannot read the request body: {message}"))
+        }
     }
 }
 
@@ -108,11 +150,9 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         is_json_content_type(req.headers())?;
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(body_rejection)?;
+        let bytes = read_body(req).await.map_err(body_rejection)?;
         let value = parse_json_bytes(&bytes)?;
         if let Some(path) = find_nul(&value) {
             return Err(ApiError::bad_request(format!(
