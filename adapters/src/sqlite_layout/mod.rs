@@ -468,7 +468,8 @@ fn filter_predicates(
                 wheres.push(format!("{extract} = ?"));
                 if let Some(i) = n.as_i64() {
                     binds.push(Bind::Int(i));
-                } else if n.is_u64() {
+                } else if waymark_domain::json::is_integer(n) {
+                    // Python's sqlite3 cannot bind it either (OverflowError).
                     return Err(DomainError::invalid(
                         "filter",
                         format!(

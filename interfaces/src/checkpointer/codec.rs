@@ -210,9 +210,15 @@ pub fn msgpack_body(bytes: &[u8]) -> Result<(Obj, Bins), ProtoError> {
     }
 }
 
-/// A JSON tree as msgpack (integers stay integers, floats stay floats).
-pub fn json_to_msgpack(v: &Value) -> rmpv::Value {
-    match v {
+/// A JSON integer msgpack cannot carry (beyond 64 bits, kept exactly on the JSON wire,
+/// protocol §2): the answer holding it goes out as JSON instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BeyondMsgpack;
+
+/// A JSON tree as msgpack (integers stay integers, floats stay floats); `Err` for an integer
+/// beyond 64 bits, which msgpack has no form for.
+pub fn json_to_msgpack(v: &Value) -> Result<rmpv::Value, BeyondMsgpack> {
+    Ok(match v {
         Value::Null => rmpv::Value::Nil,
         Value::Bool(b) => rmpv::Value::Boolean(*b),
         Value::Number(n) => {
@@ -221,22 +227,32 @@ pub fn json_to_msgpack(v: &Value) -> rmpv::Value {
             } else if let Some(u) = n.as_u64() {
                 rmpv::Value::from(u)
             } else {
-                rmpv::Value::F64(n.as_f64().unwrap_or(f64::NAN))
+                // An integer beyond 64 bits has no msgpack form (stores refuse floats beyond
+                // the f64 range, so `as_f64` fails only for such an integer).
+                match n.as_f64() {
+                    Some(f) if !waymark_domain::json::is_integer(n) => rmpv::Value::F64(f),
+                    _ => return Err(BeyondMsgpack),
+                }
             }
         }
         Value::String(s) => rmpv::Value::from(s.as_str()),
-        Value::Array(items) => rmpv::Value::Array(items.iter().map(json_to_msgpack).collect()),
-        Value::Object(o) => object_to_msgpack(o),
-    }
+        Value::Array(items) => rmpv::Value::Array(
+            items
+                .iter()
+                .map(json_to_msgpack)
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(o) => object_to_msgpack(o)?,
+    })
 }
 
-/// A JSON object as a msgpack map, members in order.
-pub fn object_to_msgpack(o: &Obj) -> rmpv::Value {
-    rmpv::Value::Map(
+/// A JSON object as a msgpack map, members in order ([`json_to_msgpack`]).
+pub fn object_to_msgpack(o: &Obj) -> Result<rmpv::Value, BeyondMsgpack> {
+    Ok(rmpv::Value::Map(
         o.iter()
-            .map(|(k, v)| (rmpv::Value::from(k.as_str()), json_to_msgpack(v)))
-            .collect(),
-    )
+            .map(|(k, v)| Ok((rmpv::Value::from(k.as_str()), json_to_msgpack(v)?)))
+            .collect::<Result<_, _>>()?,
+    ))
 }
 
 /// The body of a checkpointer operation, decoded per its `Content-Type`, and the encoding
@@ -309,31 +325,44 @@ impl Replier {
     pub fn json(self, v: Value) -> Answer {
         match self.format {
             Format::Json => Answer::Json(v),
-            Format::Msgpack => Answer::Msgpack(json_to_msgpack(&v)),
+            Format::Msgpack => match json_to_msgpack(&v) {
+                Ok(m) => Answer::Msgpack(m),
+                Err(BeyondMsgpack) => Answer::Json(v),
+            },
         }
     }
 
     /// `{"tuple": Tuple | null}`.
     pub fn tuple(self, t: Option<&CheckpointTuple>) -> Answer {
+        let as_json = || Answer::Json(serde_json::json!({"tuple": t.map(wire::tuple_json)}));
         match self.format {
-            Format::Json => Answer::Json(serde_json::json!({"tuple": t.map(wire::tuple_json)})),
-            Format::Msgpack => Answer::Msgpack(rmpv::Value::Map(vec![(
-                "tuple".into(),
-                t.map_or(rmpv::Value::Nil, wire::tuple_msgpack),
-            )])),
+            Format::Json => as_json(),
+            Format::Msgpack => match t.map(wire::tuple_msgpack).transpose() {
+                Ok(m) => Answer::Msgpack(rmpv::Value::Map(vec![(
+                    "tuple".into(),
+                    m.unwrap_or(rmpv::Value::Nil),
+                )])),
+                Err(BeyondMsgpack) => as_json(),
+            },
         }
     }
 
     /// `{"tuples": [Tuple]}`.
     pub fn tuples(self, ts: &[CheckpointTuple]) -> Answer {
-        match self.format {
-            Format::Json => Answer::Json(serde_json::json!({
+        let as_json = || {
+            Answer::Json(serde_json::json!({
                 "tuples": ts.iter().map(wire::tuple_json).collect::<Vec<_>>()
-            })),
-            Format::Msgpack => Answer::Msgpack(rmpv::Value::Map(vec![(
-                "tuples".into(),
-                rmpv::Value::Array(ts.iter().map(wire::tuple_msgpack).collect()),
-            )])),
+            }))
+        };
+        match self.format {
+            Format::Json => as_json(),
+            Format::Msgpack => match ts.iter().map(wire::tuple_msgpack).collect() {
+                Ok(m) => Answer::Msgpack(rmpv::Value::Map(vec![(
+                    "tuples".into(),
+                    rmpv::Value::Array(m),
+                )])),
+                Err(BeyondMsgpack) => as_json(),
+            },
         }
     }
 }
