@@ -856,3 +856,44 @@ async fn a_read_only_sqlite_open_refuses_writes() {
     );
 }
 
+// -- serve --config ----------------------------------------------------------------------------
+
+#[test]
+fn serve_settings_come_from_flags_then_env_then_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("waymark.toml");
+    // Unknown schemes make `serve` stop right after reading its settings, naming the URL.
+    std::fs::write(&config, "database_url = \"fromfile://x\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_waymark"))
+            .args(args)
+            .env_remove("WAYMARK_DATABASE_URL")
+            .env_remove("WAYMARK_CONFIG")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(&["serve", "--config", config], &[]).contains("fromfile://x"));
+    assert!(run(&["serve"], &[("WAYMARK_CONFIG", config)]).contains("fromfile://x"));
+    let env = [("WAYMARK_DATABASE_URL", "fromenv://x")];
+    assert!(run(&["serve", "--config", config], &env).contains("fromenv://x"));
+    let err = run(
+        &[
+            "serve",
+            "--config",
+            config,
+            "--database-url",
+            "fromflag://x",
+        ],
+        &env,
+    );
+    assert!(err.contains("fromflag://x"), "{err}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "max_body_bytes = -1\n").unwrap();
+    let err = run(&["serve", "--config", bad.to_str().unwrap()], &[]);
+    assert!(err.contains("key `max_body_bytes`"), "{err}");
+}

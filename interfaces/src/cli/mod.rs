@@ -10,6 +10,7 @@
 //! in it; the commands that write (`serve`, `migrate`, `chown`, `import`, `copy --to`) say so
 //! in their help and open it read-write, creating and migrating Waymark's tables.
 
+pub mod config_file;
 mod inspect;
 mod transfer;
 
@@ -128,7 +129,6 @@ impl DbArgs {
     pub async fn open(&self) -> CliResult<Backend> {
         Ok(backend::open(&self.database_url).await?)
     }
-}
 
     /// Opens the database for reading only, changing nothing in it (the read commands:
     /// `threads`, `history`, `show`, `diff`, `messages`, `export`, `copy --from`); see
@@ -136,6 +136,7 @@ impl DbArgs {
     pub async fn open_read_only(&self) -> CliResult<Backend> {
         Ok(backend::open_read_only(&self.database_url).await?)
     }
+}
 
 /// Output switches shared by the read commands.
 #[derive(Debug, Clone, Args)]
@@ -216,9 +217,15 @@ async fn chown(a: ChownArgs) -> CliResult {
     Ok(())
 }
 
-/// `waymark serve`.
+/// `waymark serve`. Every long flag here is also a key of the `--config` file
+/// ([`config_file`]), named by its field.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file of serve settings, one key per flag named like the flag with `_`
+    /// (`max_body_bytes = 1048576`, `user_tokens = ["alice=t1"]`); flags and environment
+    /// variables win over it.
+    #[arg(long, env = config_file::CONFIG_ENV)]
+    config: Option<PathBuf>,
     #[command(flatten)]
     db: DbArgs,
     /// The address to listen on.
