@@ -683,15 +683,20 @@ async fn read_commands_leave_a_langgraph_sqlite_file_unchanged() {
     );
 }
 
-#[tokio::test]
-async fn read_commands_leave_a_native_sqlite_file_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = url("sqlite", dir.path(), "w.db");
-    // Seeded through a pool closed before the bytes are taken (a pool merely dropped may
-    // still checkpoint its WAL into the file afterwards).
-    let connected = waymark_infrastructure::connect::connect(&db, Default::default())
-        .await
-        .unwrap();
+/// [`seed`] into a native SQLite file through a pool that is closed before returning (a
+/// backend merely dropped, or the direct connections' threads, may still checkpoint the WAL
+/// into the file afterwards, which would look like a change made by the next command); then
+/// runs `admin_sql`, if any.
+async fn seed_and_close(db: &str, admin_sql: Option<&str>) {
+    let connected = waymark_infrastructure::connect::connect(
+        db,
+        waymark_infrastructure::connect::ConnectOptions {
+            sqlite_direct: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     connected
         .stores
         .threads
@@ -702,7 +707,20 @@ async fn read_commands_leave_a_native_sqlite_file_unchanged() {
         .await
         .unwrap();
     seed_checkpoints(connected.stores.checkpoints.as_ref()).await;
+    if let Some(sql) = admin_sql {
+        let waymark_infrastructure::connect::Backend::Sql(b) = &connected.backend else {
+            panic!("sqlite is a SQL backend");
+        };
+        b.execute_unprepared(sql).await.unwrap();
+    }
     connected.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn read_commands_leave_a_native_sqlite_file_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = url("sqlite", dir.path(), "w.db");
+    seed_and_close(&db, None).await;
     read_commands_leave_the_file_alone(&db, &dir.path().join("w.db")).await;
 }
 
@@ -726,25 +744,14 @@ async fn read_commands_refuse_a_missing_file_or_a_schema_behind() {
 
     // A database one migration behind: read commands do not migrate it, they say how to.
     let db = url("sqlite", dir.path(), "old.db");
-    seed(&db, true).await;
-    let connected = waymark_infrastructure::connect::connect(
+    seed_and_close(
         &db,
-        waymark_infrastructure::connect::ConnectOptions {
-            migrate: false,
-            ..Default::default()
-        },
+        Some(
+            "DELETE FROM waymark_migrations \
+             WHERE version = (SELECT MAX(version) FROM waymark_migrations)",
+        ),
     )
-    .await
-    .unwrap();
-    let waymark_infrastructure::connect::Backend::Sql(sql) = &connected.backend else {
-        panic!("sqlite is a SQL backend");
-    };
-    sql.execute_unprepared(
-        "DELETE FROM waymark_migrations WHERE version = (SELECT MAX(version) FROM waymark_migrations)",
-    )
-    .await
-    .unwrap();
-    connected.close().await.unwrap();
+    .await;
     let path = dir.path().join("old.db");
     let bytes = std::fs::read(&path).unwrap();
     let out = waymark(&["threads", "--database-url", &db]);
