@@ -108,7 +108,11 @@ impl TypedValue {
 
 /// A channel version: LangGraph savers write padded strings, the conformance suite ints; the
 /// type is preserved (spec §1.7).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialized through a JSON value rather than `#[serde(untagged)]`: with serde_json's
+/// `arbitrary_precision` (on in this workspace) a number read from text reaches an untagged
+/// enum as a private map and would match no variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ChannelVersion {
     /// An integer version.
@@ -117,6 +121,23 @@ pub enum ChannelVersion {
     Float(f64),
     /// A string version such as `00000000000000000000000000000002.0.9006228878075907`.
     Str(String),
+}
+
+impl<'de> Deserialize<'de> for ChannelVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match JsonValue::deserialize(deserializer)? {
+            JsonValue::String(s) => Ok(Self::Str(s)),
+            JsonValue::Number(n) => match n.as_i64() {
+                Some(i) if crate::json::is_integer(&n) => Ok(Self::Int(i)),
+                _ => n.as_f64().map(Self::Float).ok_or_else(|| {
+                    serde::de::Error::custom(format!("channel version {n} is not a finite float"))
+                }),
+            },
+            other => Err(serde::de::Error::custom(format!(
+                "a channel version is a string or a number, not {other}"
+            ))),
+        }
+    }
 }
 
 impl ChannelVersion {
@@ -900,6 +921,22 @@ mod tests {
         assert!(TypedValue::new("null", vec![0]).is_err());
         assert!(TypedValue::null().is_null());
         assert_eq!(TypedValue::msgpack(vec![1, 2]).stored_len(), 9);
+    }
+
+    #[test]
+    fn channel_versions_deserialize_from_json_text_keeping_their_type() {
+        let vs: IndexMap<String, ChannelVersion> =
+            serde_json::from_str(r#"{"a": 3, "b": 2.5, "c": "0002.5", "d": 1.0}"#).unwrap();
+        assert_eq!(vs["a"], ChannelVersion::Int(3));
+        assert_eq!(vs["b"], ChannelVersion::Float(2.5));
+        assert_eq!(vs["c"], ChannelVersion::Str("0002.5".into()));
+        assert_eq!(vs["d"], ChannelVersion::Float(1.0));
+        assert!(serde_json::from_str::<ChannelVersion>("[1]").is_err());
+        assert!(serde_json::from_str::<ChannelVersion>("1e400").is_err());
+        assert_eq!(
+            serde_json::to_string(&vs).unwrap(),
+            r#"{"a":3,"b":2.5,"c":"0002.5","d":1.0}"#
+        );
     }
 
     #[test]

@@ -22,13 +22,29 @@ pub fn check_no_nul(field: &'static str, text: &str) -> DomainResult<()> {
     Ok(())
 }
 
+/// Whether a JSON number was written as an integer (no fraction, no exponent). With
+/// serde_json's `arbitrary_precision` (on in this workspace) such a number keeps every digit
+/// however large, and `Number::is_f64` is false both for it and for a float beyond the f64
+/// range, so this is the test that tells them apart.
+pub fn is_integer(n: &serde_json::Number) -> bool {
+    n.as_i64().is_some() || n.as_u64().is_some() || !n.to_string().contains(['.', 'e', 'E'])
+}
+
 /// Refuses a U+0000 in any string or object key of a JSON value (PostgreSQL `JSONB` cannot
-/// hold it).
+/// hold it) and a fractional number outside the 64-bit float range (`1e400`: JSON text keeps
+/// it, but no store, msgpack or Python reads it back as the number that was sent). Integers
+/// of any size are accepted and kept exactly (protocol §2).
 pub fn check_json(field: &'static str, value: &JsonValue) -> DomainResult<()> {
     match value {
         JsonValue::String(s) => check_no_nul(field, s),
         JsonValue::Array(items) => items.iter().try_for_each(|v| check_json(field, v)),
         JsonValue::Object(map) => check_json_object(field, map),
+        JsonValue::Number(n) if !is_integer(n) && n.as_f64().is_none() => {
+            Err(DomainError::invalid(
+                field,
+                format!("the number {n} is outside the 64-bit floating-point range"),
+            ))
+        }
         JsonValue::Null | JsonValue::Bool(_) | JsonValue::Number(_) => Ok(()),
     }
 }
@@ -47,6 +63,9 @@ pub fn json_scalar_eq(a: &JsonValue, b: &JsonValue) -> bool {
     match (a, b) {
         (JsonValue::Number(x), JsonValue::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(i), Some(j)) => i == j,
+            // Two integers beyond 64 bits: JSON text spells an integer one way, so their
+            // digits compare exactly.
+            _ if is_integer(x) && is_integer(y) => x.to_string() == y.to_string(),
             _ => x.as_f64() == y.as_f64(),
         },
         _ => a == b,
@@ -99,6 +118,27 @@ mod tests {
             JsonValue::Object(m) => m,
             other => panic!("not an object: {other}"),
         }
+    }
+
+    #[test]
+    fn floats_beyond_f64_are_refused_and_big_integers_kept() {
+        let v: JsonValue =
+            serde_json::from_str(r#"{"a": [1e400], "b": 1180591620717411303424}"#).unwrap();
+        let e = check_json("metadata", &v).unwrap_err();
+        assert!(
+            e.is_invalid_input() && e.to_string().contains("1e+400"),
+            "{e}"
+        );
+        let ok: JsonValue = serde_json::from_str(
+            r#"{"b": 1180591620717411303424, "c": -1180591620717411303425, "d": 1.5e300}"#,
+        )
+        .unwrap();
+        check_json("metadata", &ok).unwrap();
+        let text = ok.to_string();
+        assert!(
+            text.starts_with(r#"{"b":1180591620717411303424,"c":-1180591620717411303425,"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -247,10 +247,16 @@ impl ThreadFilter {
             match &v {
                 JsonValue::Null | JsonValue::Bool(_) | JsonValue::String(_) => {}
                 JsonValue::Number(n) => {
-                    if n.is_u64() && n.as_i64().is_none() {
+                    if crate::json::is_integer(n) && n.as_i64().is_none() {
                         return Err(DomainError::invalid(
                             "filter",
                             format!("value of {k:?} is outside the 64-bit signed range"),
+                        ));
+                    }
+                    if n.as_f64().is_none() {
+                        return Err(DomainError::invalid(
+                            "filter",
+                            format!("value of {k:?} is outside the 64-bit floating-point range"),
                         ));
                     }
                 }
@@ -472,8 +478,25 @@ mod tests {
     fn filter_value_types_and_range() {
         assert!(ThreadFilter::parse(obj(json!({"n": i64::MAX}))).is_ok());
         assert!(ThreadFilter::parse(obj(json!({"n": u64::MAX}))).is_err());
+        let beyond: JsonObject = serde_json::from_str(r#"{"n": 1180591620717411303424}"#).unwrap();
+        assert!(ThreadFilter::parse(beyond).unwrap_err().is_invalid_input());
         assert!(ThreadFilter::parse(obj(json!({"n": [1]}))).is_err());
         assert!(ThreadFilter::parse(obj(json!({"n": {"a": 1}}))).is_err());
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_compare_exactly() {
+        let n = |text: &str| serde_json::from_str::<JsonValue>(text).unwrap();
+        let big = n("1180591620717411303424");
+        assert!(json_scalar_eq(&big, &n("1180591620717411303424")));
+        assert!(
+            !json_scalar_eq(&big, &n("1180591620717411303425")),
+            "as f64 they would be equal"
+        );
+        assert!(json_scalar_eq(&big, &n("1.180591620717411303424e21")));
+        assert!(json_scalar_eq(&n("1.5"), &n("1.50")));
+        assert!(json_scalar_eq(&n("-0"), &n("0")));
+        assert!(json_scalar_eq(&n("18446744073709551615"), &json!(u64::MAX)));
     }
 
     #[test]

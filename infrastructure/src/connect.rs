@@ -32,8 +32,14 @@ use crate::sql::{Kind, SqlBackend, SqlError, SqlOptions};
 /// How to connect.
 #[derive(Clone)]
 pub struct ConnectOptions {
-    /// Apply pending migrations after connecting.
+    /// Apply pending migrations after connecting (never with `read_only`).
     pub migrate: bool,
+    /// Open the database for reading only, changing nothing in it: no migrations; a SQLite
+    /// file is opened with `SQLITE_OPEN_READONLY` (it must exist; its journal mode and
+    /// `synchronous` are left as they are, no `PRAGMA optimize`); PostgreSQL sessions start
+    /// with `default_transaction_read_only = on`, so any write fails. Check
+    /// [`SqlBackend::schema_state`] before using the stores.
+    pub read_only: bool,
     /// Where the stores read "now".
     pub clock: Arc<dyn Clock>,
     /// Most pooled connections (ignored for in-memory SQLite, which uses one).
@@ -126,6 +132,7 @@ impl std::fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectOptions")
             .field("migrate", &self.migrate)
+            .field("read_only", &self.read_only)
             .field("pool_size", &self.pool_size)
             .field("statement_cache", &self.statement_cache)
             .field("max_trace_content", &self.max_trace_content)
@@ -140,6 +147,7 @@ impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
             migrate: true,
+            read_only: false,
             clock: Arc::new(SystemClock),
             pool_size: 8,
             statement_cache: true,
@@ -235,7 +243,7 @@ pub async fn connect(url: &str, options: ConnectOptions) -> Result<Connected, Do
     #[cfg(feature = "sql")]
     {
         let backend = connect_sql(url, &options).await?;
-        if options.migrate {
+        if options.migrate && !options.read_only {
             backend.migrate().await?;
         }
         Ok(Connected {
@@ -307,10 +315,14 @@ async fn connect_sqlite(
     } else {
         opts.max_connections(options.pool_size.max(1));
     }
+    let read_only = options.read_only;
     opts.map_sqlx_sqlite_opts(move |o| {
+        let o = o.busy_timeout(SQLITE_BUSY_TIMEOUT).foreign_keys(true);
+        if read_only {
+            // Nothing that writes: no file creation, no journal-mode switch, no statistics.
+            return o.read_only(true).create_if_missing(false);
+        }
         let o = o
-            .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            .foreign_keys(true)
             .create_if_missing(true)
             // Statistics for the planner, gathered when a connection closes (bounded work).
             // Not on open: a pool connection opening while a new database is still nearly
@@ -327,8 +339,10 @@ async fn connect_sqlite(
         .await
         .map_err(|e| SqlError::db("connect", e))?;
     // A file (not opened read-only) also gets the dedicated read connections of the
-    // checkpoint store, opened after the pool so the file exists and is in WAL mode.
-    match crate::sql::direct::file_of(&url).filter(|_| options.sqlite_direct) {
+    // checkpoint store, opened after the pool so the file exists and is in WAL mode. A
+    // read-only open (`ConnectOptions::read_only`) never gets them: they open the file
+    // read-write.
+    match crate::sql::direct::file_of(&url).filter(|_| options.sqlite_direct && !read_only) {
         Some(path) => {
             let direct =
                 crate::sql::direct::DirectSqlite::open(&crate::sql::direct::DirectSettings {
@@ -389,11 +403,17 @@ async fn connect_postgres(
         .acquire_timeout(Duration::from_secs(60));
     let cache = options.statement_cache;
     let schema = options.postgres_schema.clone();
+    let read_only = options.read_only;
     opts.map_sqlx_postgres_opts(move |o| {
         // The schema goes in the startup packet, so every pooled connection starts in it.
         let o = match &schema {
             Some(s) => o.options([("search_path", format!("\"{s}\""))]),
             None => o,
+        };
+        let o = if read_only {
+            o.options([("default_transaction_read_only", "on")])
+        } else {
+            o
         };
         if cache {
             o
@@ -416,7 +436,7 @@ async fn connect_postgres(
     let conn = sea_orm::Database::connect(opts)
         .await
         .map_err(|e| SqlError::db("connect", e))?;
-    if let Some(schema) = &options.postgres_schema {
+    if let Some(schema) = options.postgres_schema.as_ref().filter(|_| !read_only) {
         // A `search_path` naming a missing schema is accepted; create it now.
         use sea_orm::ConnectionTrait;
         conn.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))

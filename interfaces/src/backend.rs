@@ -217,44 +217,126 @@ impl Backend {
     }
 }
 
-/// Opens (and migrates) the backend a URL names.
+/// Opens (and migrates) the backend a URL names: what `serve` and the commands that write
+/// use. A SQLite file is created when missing.
 pub async fn open(url: &str) -> Result<Backend, BackendError> {
     let parsed = DatabaseUrl::parse(url)?;
     match parsed.engine {
         Engine::Memory => Ok(Backend::memory_with_clock(Arc::new(SystemClock))),
         // Both layouts keep the non-checkpoint records in Waymark's native tables.
-        Engine::Sqlite | Engine::Postgres => open_sql(parsed).await,
+        Engine::Sqlite | Engine::Postgres => open_sql(parsed, Access::ReadWrite).await,
     }
 }
 
-async fn open_sql(url: DatabaseUrl) -> Result<Backend, BackendError> {
+/// Opens the backend a URL names for reading only, changing nothing in the database (the
+/// CLI's read commands): no file is created, no migration or LangGraph setup runs, SQLite is
+/// opened read-only and PostgreSQL sessions are read-only.
+///
+/// Waymark's native tables must be at this build's schema, or absent: a LangGraph database
+/// Waymark never wrote to is read with empty native stores (its threads are the ones its
+/// checkpoints name); a native URL without Waymark tables, or a schema that is behind (or
+/// from a newer Waymark), is an error that says to run `waymark migrate`, rather than
+/// queries failing on missing columns.
+pub async fn open_read_only(url: &str) -> Result<Backend, BackendError> {
+    let parsed = DatabaseUrl::parse(url)?;
+    match parsed.engine {
+        Engine::Memory => Ok(Backend::memory_with_clock(Arc::new(SystemClock))),
+        Engine::Sqlite | Engine::Postgres => open_sql(parsed, Access::ReadOnly).await,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+async fn open_sql(url: DatabaseUrl, access: Access) -> Result<Backend, BackendError> {
+    use waymark_infrastructure::connect::{ConnectOptions, connect};
+    use waymark_infrastructure::sql::SchemaState;
     let fail = |message: String| BackendError::Open {
         url: url.to_string(),
         message,
     };
-    let connected = waymark_infrastructure::connect::connect(
-        &url.inner,
-        waymark_infrastructure::connect::ConnectOptions::default(),
-    )
-    .await
-    .map_err(|e| fail(e.to_string()))?;
-    let mut stores = connected.stores;
+    let read_only = access == Access::ReadOnly;
+    if read_only
+        && let Some(path) = url.sqlite_path()
+        && !path.starts_with(':')
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(fail(
+            "no such database file (read commands never create one; `waymark migrate` does)".into(),
+        ));
+    }
+    let options = ConnectOptions {
+        migrate: !read_only,
+        read_only,
+        ..ConnectOptions::default()
+    };
+    let connected = connect(&url.inner, options)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let mut stores = connected.stores.clone();
+    if let (true, waymark_infrastructure::connect::Backend::Sql(sql)) =
+        (read_only, &connected.backend)
+    {
+        let migrate_hint = format!("run `waymark migrate --database-url {url}` first");
+        match sql.schema_state().await.map_err(|e| fail(e.to_string()))? {
+            SchemaState::Current => {}
+            // A LangGraph database Waymark never wrote to: nothing native to read.
+            SchemaState::Missing if url.layout == Layout::LangGraph => {
+                stores = waymark_infrastructure::memory::MemoryBackend::with_clock(Arc::new(
+                    SystemClock,
+                ))
+                .stores();
+                let _ = connected.close().await;
+            }
+            SchemaState::Missing => {
+                return Err(fail(format!(
+                    "the database holds no Waymark tables; {migrate_hint}"
+                )));
+            }
+            SchemaState::Behind { applied, known } => {
+                return Err(fail(format!(
+                    "the Waymark schema is behind this waymark ({applied} of {known} \
+                     migrations applied; read commands never migrate); {migrate_hint}"
+                )));
+            }
+            SchemaState::Newer { unknown } => {
+                return Err(fail(format!(
+                    "the database was migrated by a newer Waymark (unknown migrations: {}); \
+                     upgrade waymark",
+                    unknown.join(", ")
+                )));
+            }
+        }
+    }
     if url.layout == Layout::LangGraph {
         let checkpoints: Arc<dyn waymark_domain::checkpoint::CheckpointRepository> =
             match url.engine {
                 Engine::Sqlite => {
+                    use waymark_adapters::sqlite_layout::LangGraphSqliteStore;
                     let path = url.sqlite_path().unwrap_or_default();
                     Arc::new(
-                        waymark_adapters::sqlite_layout::LangGraphSqliteStore::open(path)
-                            .await
-                            .map_err(|e| fail(e.to_string()))?,
+                        if read_only {
+                            LangGraphSqliteStore::open_read_only(path).await
+                        } else {
+                            LangGraphSqliteStore::open(path).await
+                        }
+                        .map_err(|e| fail(e.to_string()))?,
                     )
                 }
-                Engine::Postgres => Arc::new(
-                    waymark_adapters::postgres_layout::LangGraphPostgresStore::connect(&url.inner)
-                        .await
+                Engine::Postgres => {
+                    use waymark_adapters::postgres_layout::LangGraphPostgresStore;
+                    Arc::new(
+                        if read_only {
+                            LangGraphPostgresStore::connect_read_only(&url.inner).await
+                        } else {
+                            LangGraphPostgresStore::connect(&url.inner).await
+                        }
                         .map_err(|e| fail(e.to_string()))?,
-                ),
+                    )
+                }
                 Engine::Memory => unreachable!("langgraph+memory is refused by parse"),
             };
         stores.threads = Arc::new(RowlessGuard {
@@ -263,7 +345,11 @@ async fn open_sql(url: DatabaseUrl) -> Result<Backend, BackendError> {
         });
         stores.checkpoints = checkpoints;
     }
-    tracing::info!(url = %url, "database open and migrated");
+    if read_only {
+        tracing::info!(url = %url, "database open read-only");
+    } else {
+        tracing::info!(url = %url, "database open and migrated");
+    }
     Ok(Backend { stores, url })
 }
 

@@ -2,11 +2,17 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use waymark_interfaces::cli::{self, Cli};
+use waymark_interfaces::cli::{self, config_file};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config_file::parse_command_line(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(config_file::CommandLineError::Clap(e)) => e.exit(),
+        Err(config_file::CommandLineError::Config(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
     cli::init_tracing(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

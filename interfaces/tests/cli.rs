@@ -1,5 +1,7 @@
 //! The `waymark` binary run as a process against SQLite files (native and LangGraph layout).
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -7,8 +9,8 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 use waymark_adapters::codec::{Message, MessageClass, ToolCall, encode_messages};
 use waymark_domain::checkpoint::{
-    ChannelVersion, Checkpoint, CheckpointMetadata, CheckpointPut, CheckpointRef, TypedValue,
-    WriteBatch,
+    ChannelVersion, Checkpoint, CheckpointMetadata, CheckpointPut, CheckpointRef,
+    CheckpointRepository, TypedValue, WriteBatch,
 };
 use waymark_domain::thread::NewThread;
 use waymark_domain::{ChannelName, CheckpointId, CheckpointNamespace, TaskId, ThreadId, UserScope};
@@ -70,6 +72,12 @@ async fn seed(db: &str, with_record: bool) {
             .await
             .unwrap();
     }
+    seed_checkpoints(b.stores.checkpoints.as_ref()).await;
+}
+
+/// The checkpoints of [`seed`], through any checkpoint store.
+async fn seed_checkpoints(checkpoints: &dyn CheckpointRepository) {
+    let thread = ThreadId::parse("t-cli").unwrap();
     let ch = |s: &str| ChannelName::parse(s).unwrap();
     let mut parent = None;
     for (i, id) in [
@@ -100,8 +108,7 @@ async fn seed(db: &str, with_record: bool) {
             updated_channels: None,
             extra: IndexMap::new(),
         };
-        b.stores
-            .checkpoints
+        checkpoints
             .put(CheckpointPut {
                 thread_id: thread.clone(),
                 namespace: CheckpointNamespace::root(),
@@ -114,8 +121,7 @@ async fn seed(db: &str, with_record: bool) {
             .unwrap();
         parent = Some(CheckpointId::parse(*id).unwrap());
     }
-    b.stores
-        .checkpoints
+    checkpoints
         .put_writes(WriteBatch {
             target: CheckpointRef {
                 thread_id: thread.clone(),
@@ -551,9 +557,9 @@ async fn chown_gives_rowless_checkpoints_an_owner() {
 fn commands_log_at_warn_by_default_and_verbose_raises_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = url("sqlite", dir.path(), "quiet.db");
-    let run = |extra: &[&str]| {
-        let mut args = vec!["threads", "--database-url", db.as_str()];
-        args.extend_from_slice(extra);
+    let run = |command: &[&str]| {
+        let mut args = command.to_vec();
+        args.extend_from_slice(&["--database-url", db.as_str()]);
         let out = Command::new(env!("CARGO_BIN_EXE_waymark"))
             .args(&args)
             .env_remove("RUST_LOG")
@@ -562,10 +568,12 @@ fn commands_log_at_warn_by_default_and_verbose_raises_it() {
         assert!(out.status.success(), "{out:?}");
         String::from_utf8(out.stderr).unwrap()
     };
-    // The first run creates and migrates the database: still nothing below warn.
-    let quiet = run(&[]);
+    // Creating and migrating the database (a write command): still nothing below warn.
+    let quiet = run(&["migrate"]);
     assert!(!quiet.contains("INFO"), "default stderr: {quiet}");
-    let verbose = run(&["-v"]);
+    let quiet = run(&["threads"]);
+    assert!(!quiet.contains("INFO"), "default stderr: {quiet}");
+    let verbose = run(&["threads", "-v"]);
     assert!(verbose.contains("INFO"), "-v stderr: {verbose}");
 }
 
@@ -701,4 +709,331 @@ fn serve_refuses_bad_limit_settings_at_start_up_naming_the_setting() {
             "{args:?} {env:?} names {names}: {stderr}"
         );
     }
+}
+// -- read commands change nothing --------------------------------------------------------------
+
+/// Every read command, each as a separate run, on `db` (the `t-cli` thread of [`seed`]).
+fn read_commands(db: &str) -> Vec<Vec<String>> {
+    let older = "t-cli@1f000000-0000-6000-8000-000000000001";
+    [
+        vec!["threads", "--json"],
+        vec!["threads"],
+        vec!["history", "t-cli"],
+        vec!["show", "t-cli"],
+        vec!["diff", older, "t-cli"],
+        vec!["messages", "t-cli"],
+        vec!["export", "--output", "-"],
+    ]
+    .into_iter()
+    .map(|args| {
+        let mut v: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        v.extend(["--database-url".to_owned(), db.to_owned()]);
+        v
+    })
+    .collect()
+}
+
+/// The table names of a SQLite file, read through a fresh read-only connection.
+async fn sqlite_tables(path: &Path) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let conn = sea_orm::Database::connect(format!("sqlite://{}?mode=ro", path.display()))
+        .await
+        .unwrap();
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        ))
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "name").unwrap())
+        .collect()
+}
+
+/// Runs every read command on a SQLite file and checks the file's bytes and tables after
+/// each one.
+async fn read_commands_leave_the_file_alone(db: &str, path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let tables = sqlite_tables(path).await;
+    for args in read_commands(db) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = ok(&args);
+        assert!(!out.trim().is_empty(), "{args:?} printed nothing");
+        assert!(
+            std::fs::read(path).unwrap() == bytes,
+            "{args:?} changed the bytes of {}",
+            path.display()
+        );
+        assert_eq!(
+            sqlite_tables(path).await,
+            tables,
+            "{args:?} changed the tables"
+        );
+    }
+}
+
+#[tokio::test]
+async fn read_commands_leave_a_langgraph_sqlite_file_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lg.db");
+    // A file only LangGraph's layout ever touched (what a Python SqliteSaver leaves).
+    let store = waymark_adapters::sqlite_layout::LangGraphSqliteStore::open(&path)
+        .await
+        .unwrap();
+    seed_checkpoints(&store).await;
+    store.pool().close().await;
+    assert_eq!(sqlite_tables(&path).await, ["checkpoints", "writes"]);
+
+    let db = format!("langgraph+sqlite://{}", path.display());
+    read_commands_leave_the_file_alone(&db, &path).await;
+    let listed: Value =
+        serde_json::from_str(&ok(&["threads", "--database-url", &db, "--json"])).unwrap();
+    assert_eq!(listed["threads"][0]["thread_id"], "t-cli", "{listed}");
+    assert_eq!(listed["threads"][0]["checkpoints"], 2, "{listed}");
+
+    // The native URL on the same file has no Waymark tables to read: a clear error.
+    let native = waymark(&[
+        "threads",
+        "--database-url",
+        &url("sqlite", dir.path(), "lg.db"),
+    ]);
+    assert_eq!(native.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&native.stderr);
+    assert!(
+        err.contains("no Waymark tables") && err.contains("waymark migrate"),
+        "{err}"
+    );
+    assert_eq!(sqlite_tables(&path).await, ["checkpoints", "writes"]);
+
+    // A command that writes says so and does write: chown migrates Waymark's tables in.
+    ok(&["chown", "t-cli", "alice", "--database-url", &db]);
+    assert!(
+        sqlite_tables(&path)
+            .await
+            .contains(&"waymark_threads".to_owned())
+    );
+}
+
+/// [`seed`] into a native SQLite file through a pool that is closed before returning (a
+/// backend merely dropped, or the direct connections' threads, may still checkpoint the WAL
+/// into the file afterwards, which would look like a change made by the next command); then
+/// runs `admin_sql`, if any.
+async fn seed_and_close(db: &str, admin_sql: Option<&str>) {
+    let connected = waymark_infrastructure::connect::connect(
+        db,
+        waymark_infrastructure::connect::ConnectOptions {
+            sqlite_direct: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    connected
+        .stores
+        .threads
+        .create(
+            &UserScope::Unscoped,
+            NewThread::with_id(ThreadId::parse("t-cli").unwrap()),
+        )
+        .await
+        .unwrap();
+    seed_checkpoints(connected.stores.checkpoints.as_ref()).await;
+    if let Some(sql) = admin_sql {
+        let waymark_infrastructure::connect::Backend::Sql(b) = &connected.backend else {
+            panic!("sqlite is a SQL backend");
+        };
+        b.execute_unprepared(sql).await.unwrap();
+    }
+    connected.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn read_commands_leave_a_native_sqlite_file_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = url("sqlite", dir.path(), "w.db");
+    seed_and_close(&db, None).await;
+    read_commands_leave_the_file_alone(&db, &dir.path().join("w.db")).await;
+}
+
+#[tokio::test]
+async fn read_commands_refuse_a_missing_file_or_a_schema_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    for scheme in ["sqlite", "langgraph+sqlite"] {
+        let db = url(scheme, dir.path(), "none.db");
+        for args in read_commands(&db) {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = waymark(&args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("no such database file"), "{args:?}: {err}");
+        }
+        assert!(
+            !dir.path().join("none.db").exists(),
+            "{scheme}: a file was created"
+        );
+    }
+
+    // A database one migration behind: read commands do not migrate it, they say how to.
+    let db = url("sqlite", dir.path(), "old.db");
+    seed_and_close(
+        &db,
+        Some(
+            "DELETE FROM waymark_migrations \
+             WHERE version = (SELECT MAX(version) FROM waymark_migrations)",
+        ),
+    )
+    .await;
+    let path = dir.path().join("old.db");
+    let bytes = std::fs::read(&path).unwrap();
+    let out = waymark(&["threads", "--database-url", &db]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("behind") && err.contains("waymark migrate"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == bytes,
+        "the old database was changed"
+    );
+    ok(&["migrate", "--database-url", &db]);
+    assert!(ok(&["threads", "--database-url", &db]).contains("t-cli"));
+}
+
+#[tokio::test]
+async fn read_commands_run_no_ddl_on_a_langgraph_postgres_database() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some((pg, name)) = support::fresh_database("read_commands_langgraph_postgres").await else {
+        return;
+    };
+    let db = format!("langgraph+{pg}");
+    let missing = waymark(&["threads", "--database-url", &db]);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("LangGraph's checkpoint tables are missing"),
+        "{err}"
+    );
+
+    let store = waymark_adapters::postgres_layout::LangGraphPostgresStore::connect(&pg)
+        .await
+        .unwrap();
+    seed_checkpoints(&store).await;
+    store.pool().close().await;
+    let conn = sea_orm::Database::connect(&pg).await.unwrap();
+    let tables = || async {
+        conn.query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", "tablename").unwrap())
+        .collect::<Vec<_>>()
+    };
+    let before = tables().await;
+    assert!(
+        !before.iter().any(|t| t.starts_with("waymark_")),
+        "{before:?}"
+    );
+    for args in read_commands(&db) {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&args);
+        assert_eq!(tables().await, before, "{args:?} changed the tables");
+    }
+    assert!(ok(&["history", "t-cli", "--database-url", &db]).contains("8001-000000000002"));
+
+    // The native URL on the same database: no Waymark tables, a clear error, still no DDL.
+    let native = waymark(&["threads", "--database-url", &pg]);
+    assert_eq!(native.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&native.stderr);
+    assert!(err.contains("no Waymark tables"), "{err}");
+    assert_eq!(tables().await, before);
+
+    // Once migrated, a read-only open reads, and its sessions refuse any write.
+    ok(&["migrate", "--database-url", &pg]);
+    let read_only = backend::open_read_only(&pg).await.unwrap();
+    assert!(
+        read_only
+            .stores
+            .threads
+            .create(
+                &UserScope::Unscoped,
+                NewThread::with_id(ThreadId::parse("t-new").unwrap())
+            )
+            .await
+            .is_err(),
+        "a read-only PostgreSQL session wrote"
+    );
+    let _ = conn.close().await;
+    support::drop_database(&name).await;
+}
+
+#[tokio::test]
+async fn a_read_only_sqlite_open_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = url("sqlite", dir.path(), "w.db");
+    ok(&["migrate", "--database-url", &db]);
+    let read_only = backend::open_read_only(&db).await.unwrap();
+    let id = ThreadId::parse("t-new").unwrap();
+    let refused = read_only
+        .stores
+        .threads
+        .create(&UserScope::Unscoped, NewThread::with_id(id.clone()))
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(
+        read_only
+            .stores
+            .threads
+            .get(&UserScope::Unscoped, &id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+// -- serve --config ----------------------------------------------------------------------------
+
+#[test]
+fn serve_settings_come_from_flags_then_env_then_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("waymark.toml");
+    // Unknown schemes make `serve` stop right after reading its settings, naming the URL.
+    std::fs::write(&config, "database_url = \"fromfile://x\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_waymark"))
+            .args(args)
+            .env_remove("WAYMARK_DATABASE_URL")
+            .env_remove("WAYMARK_CONFIG")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(&["serve", "--config", config], &[]).contains("fromfile://x"));
+    assert!(run(&["serve"], &[("WAYMARK_CONFIG", config)]).contains("fromfile://x"));
+    let env = [("WAYMARK_DATABASE_URL", "fromenv://x")];
+    assert!(run(&["serve", "--config", config], &env).contains("fromenv://x"));
+    let err = run(
+        &[
+            "serve",
+            "--config",
+            config,
+            "--database-url",
+            "fromflag://x",
+        ],
+        &env,
+    );
+    assert!(err.contains("fromflag://x"), "{err}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "max_body_bytes = -1\n").unwrap();
+    let err = run(&["serve", "--config", bad.to_str().unwrap()], &[]);
+    assert!(err.contains("key `max_body_bytes`"), "{err}");
 }

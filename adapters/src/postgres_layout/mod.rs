@@ -91,6 +91,25 @@ impl LangGraphPostgresStore {
         Self::connect_with(options, PostgresLayoutOptions::default()).await
     }
 
+    /// Connects for reading only: sessions start with `default_transaction_read_only = on`
+    /// and no setup runs; the database must hold LangGraph's tables at the migration version
+    /// this code knows (else an error saying how to set it up).
+    pub async fn connect_read_only(url: &str) -> DomainResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(db_err("connect"))?
+            .options([("default_transaction_read_only", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(db_err("connect"))?;
+        if let Err(e) = setup::check(&pool).await {
+            pool.close().await;
+            return Err(e);
+        }
+        Ok(Self { pool })
+    }
+
     /// Connects with explicit connection options and runs setup.
     pub async fn connect_with(
         connect: PgConnectOptions,

@@ -138,6 +138,47 @@ async fn migrate(
     Ok(())
 }
 
+/// Checks, without changing anything, that LangGraph's tables are there at the version this
+/// code knows (what a read-only open needs).
+pub(crate) async fn check(pool: &PgPool) -> DomainResult<()> {
+    let mut conn = pool.acquire().await.map_err(db_err)?;
+    refuse_foreign_schema(&mut conn).await?;
+    let present: bool =
+        sqlx::query_scalar("SELECT to_regclass('checkpoint_migrations') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    let current: Option<i32> = if present {
+        sqlx::query_scalar("SELECT MAX(v) FROM checkpoint_migrations")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err)?
+    } else {
+        None
+    };
+    match current {
+        Some(v) if v == LATEST_VERSION => Ok(()),
+        Some(v) if v > LATEST_VERSION => Err(DomainError::conflict(
+            "langgraph_schema",
+            format!(
+                "checkpoint_migrations records version {v}, but this Waymark knows LangGraph's \
+                 migrations only up to {LATEST_VERSION}: upgrade Waymark"
+            ),
+        )),
+        found => Err(DomainError::invalid(
+            "database",
+            format!(
+                "LangGraph's checkpoint tables are {}; `waymark migrate` or LangGraph's \
+                 setup() brings them to version {LATEST_VERSION}",
+                match found {
+                    Some(v) => format!("at migration version {v}"),
+                    None => "missing".to_owned(),
+                }
+            ),
+        )),
+    }
+}
+
 /// Refuses tables of the same names but another shape (`ShallowPostgresSaver` keys
 /// checkpoints by thread and namespace only and keeps unversioned blobs).
 async fn refuse_foreign_schema(conn: &mut PoolConnection<Postgres>) -> DomainResult<()> {

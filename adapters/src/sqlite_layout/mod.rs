@@ -114,6 +114,38 @@ impl LangGraphSqliteStore {
         Self::from_pool(pool).await
     }
 
+    /// Opens an existing file for reading only (`SQLITE_OPEN_READONLY`): nothing is created,
+    /// no setup runs, the journal mode stays as it is. The file must hold LangGraph's
+    /// `checkpoints` and `writes` tables; writes through the store fail.
+    pub async fn open_read_only(path: impl AsRef<Path>) -> DomainResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path.as_ref())
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(db_err("open"))?;
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+             AND name IN ('checkpoints', 'writes')",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(db_err("open"))?;
+        if tables < 2 {
+            pool.close().await;
+            return Err(DomainError::invalid(
+                "database",
+                "the file holds no LangGraph checkpoint tables (checkpoints, writes); \
+                 `waymark migrate` or LangGraph's setup() creates them",
+            ));
+        }
+        Ok(Self { pool })
+    }
+
     /// A private in-memory database (one connection, so every query sees the same data).
     pub async fn open_in_memory() -> DomainResult<Self> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")
@@ -461,7 +493,8 @@ fn filter_predicates(
                 wheres.push(format!("{extract} = ?"));
                 if let Some(i) = n.as_i64() {
                     binds.push(Bind::Int(i));
-                } else if n.is_u64() {
+                } else if waymark_domain::json::is_integer(n) {
+                    // Python's sqlite3 cannot bind it either (OverflowError).
                     return Err(DomainError::invalid(
                         "filter",
                         format!(

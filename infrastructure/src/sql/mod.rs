@@ -73,6 +73,7 @@ use waymark_domain::run_event::DEFAULT_MAX_TRACE_CONTENT;
 
 pub use db::Kind;
 pub use error::{DbFailure, SqlError, SqlResult};
+pub use migration::SchemaState;
 
 /// Tunables of the SQL stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +201,12 @@ impl SqlBackend {
     /// Applies pending migrations (one transaction; concurrent callers are serialized).
     pub async fn migrate(&self) -> SqlResult<()> {
         migration::apply(&self.shared.db).await
+    }
+
+    /// How the database's Waymark schema compares with this build's migrations, read
+    /// without writing (works on a read-only connection).
+    pub async fn schema_state(&self) -> SqlResult<SchemaState> {
+        migration::state(&self.shared.db).await
     }
 
     /// Runs a statement with no parameters (administrative; tests drop schemas with it).

@@ -16,7 +16,7 @@ use serde_json::Value;
 use waymark_domain::checkpoint::CheckpointTuple;
 
 use super::error::{ProtoError, value_error};
-use super::msgpack::{Bins, json_to_msgpack, msgpack_body};
+use super::msgpack::{BeyondMsgpack, Bins, json_to_msgpack, msgpack_body};
 use super::wire::{self, Obj};
 use crate::http::extract::{BodyReadError, read_body};
 
@@ -160,31 +160,44 @@ impl Replier {
     pub fn json(self, v: Value) -> Answer {
         match self.format {
             Format::Json => Answer::Json(v),
-            Format::Msgpack => Answer::Msgpack(json_to_msgpack(&v)),
+            Format::Msgpack => match json_to_msgpack(&v) {
+                Ok(m) => Answer::Msgpack(m),
+                Err(BeyondMsgpack) => Answer::Json(v),
+            },
         }
     }
 
     /// `{"tuple": Tuple | null}`.
     pub fn tuple(self, t: Option<&CheckpointTuple>) -> Answer {
+        let as_json = || Answer::Json(serde_json::json!({"tuple": t.map(wire::tuple_json)}));
         match self.format {
-            Format::Json => Answer::Json(serde_json::json!({"tuple": t.map(wire::tuple_json)})),
-            Format::Msgpack => Answer::Msgpack(rmpv::Value::Map(vec![(
-                "tuple".into(),
-                t.map_or(rmpv::Value::Nil, wire::tuple_msgpack),
-            )])),
+            Format::Json => as_json(),
+            Format::Msgpack => match t.map(wire::tuple_msgpack).transpose() {
+                Ok(m) => Answer::Msgpack(rmpv::Value::Map(vec![(
+                    "tuple".into(),
+                    m.unwrap_or(rmpv::Value::Nil),
+                )])),
+                Err(BeyondMsgpack) => as_json(),
+            },
         }
     }
 
     /// `{"tuples": [Tuple]}`.
     pub fn tuples(self, ts: &[CheckpointTuple]) -> Answer {
-        match self.format {
-            Format::Json => Answer::Json(serde_json::json!({
+        let as_json = || {
+            Answer::Json(serde_json::json!({
                 "tuples": ts.iter().map(wire::tuple_json).collect::<Vec<_>>()
-            })),
-            Format::Msgpack => Answer::Msgpack(rmpv::Value::Map(vec![(
-                "tuples".into(),
-                rmpv::Value::Array(ts.iter().map(wire::tuple_msgpack).collect()),
-            )])),
+            }))
+        };
+        match self.format {
+            Format::Json => as_json(),
+            Format::Msgpack => match ts.iter().map(wire::tuple_msgpack).collect() {
+                Ok(m) => Answer::Msgpack(rmpv::Value::Map(vec![(
+                    "tuples".into(),
+                    rmpv::Value::Array(m),
+                )])),
+                Err(BeyondMsgpack) => as_json(),
+            },
         }
     }
 }

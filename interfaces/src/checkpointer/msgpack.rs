@@ -128,9 +128,15 @@ pub fn msgpack_body(bytes: &[u8]) -> Result<(Map<String, Value>, Bins), ProtoErr
     }
 }
 
-/// A JSON tree as msgpack (integers stay integers, floats stay floats).
-pub fn json_to_msgpack(v: &Value) -> rmpv::Value {
-    match v {
+/// A JSON integer msgpack cannot carry (beyond 64 bits, kept exactly on the JSON wire,
+/// protocol §2): the answer holding it goes out as JSON instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BeyondMsgpack;
+
+/// A JSON tree as msgpack (integers stay integers, floats stay floats); `Err` for an integer
+/// beyond 64 bits, which msgpack has no form for.
+pub fn json_to_msgpack(v: &Value) -> Result<rmpv::Value, BeyondMsgpack> {
+    Ok(match v {
         Value::Null => rmpv::Value::Nil,
         Value::Bool(b) => rmpv::Value::Boolean(*b),
         Value::Number(n) => {
@@ -139,22 +145,32 @@ pub fn json_to_msgpack(v: &Value) -> rmpv::Value {
             } else if let Some(u) = n.as_u64() {
                 rmpv::Value::from(u)
             } else {
-                rmpv::Value::F64(n.as_f64().unwrap_or(f64::NAN))
+                // An integer beyond 64 bits has no msgpack form (stores refuse floats beyond
+                // the f64 range, so `as_f64` fails only for such an integer).
+                match n.as_f64() {
+                    Some(f) if !waymark_domain::json::is_integer(n) => rmpv::Value::F64(f),
+                    _ => return Err(BeyondMsgpack),
+                }
             }
         }
         Value::String(s) => rmpv::Value::from(s.as_str()),
-        Value::Array(items) => rmpv::Value::Array(items.iter().map(json_to_msgpack).collect()),
-        Value::Object(o) => object_to_msgpack(o),
-    }
+        Value::Array(items) => rmpv::Value::Array(
+            items
+                .iter()
+                .map(json_to_msgpack)
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(o) => object_to_msgpack(o)?,
+    })
 }
 
-/// A JSON object as a msgpack map, members in order.
-pub fn object_to_msgpack(o: &Map<String, Value>) -> rmpv::Value {
-    rmpv::Value::Map(
+/// A JSON object as a msgpack map, members in order ([`json_to_msgpack`]).
+pub fn object_to_msgpack(o: &Map<String, Value>) -> Result<rmpv::Value, BeyondMsgpack> {
+    Ok(rmpv::Value::Map(
         o.iter()
-            .map(|(k, v)| (rmpv::Value::from(k.as_str()), json_to_msgpack(v)))
-            .collect(),
-    )
+            .map(|(k, v)| Ok((rmpv::Value::from(k.as_str()), json_to_msgpack(v)?)))
+            .collect::<Result<_, _>>()?,
+    ))
 }
 
 #[cfg(test)]

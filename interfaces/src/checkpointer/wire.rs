@@ -206,12 +206,14 @@ pub fn parse_version(v: &Value, ctx: &str) -> Result<ChannelVersion, ProtoError>
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
                 Ok(ChannelVersion::Int(i))
-            } else if n.is_u64() {
+            } else if waymark_domain::json::is_integer(n) {
                 Err(value_error(format!(
                     "{ctx} is an integer beyond the signed 64-bit range"
                 )))
             } else {
-                Ok(ChannelVersion::Float(n.as_f64().unwrap_or(f64::NAN)))
+                n.as_f64().map(ChannelVersion::Float).ok_or_else(|| {
+                    value_error(format!("{ctx} is outside the 64-bit floating-point range"))
+                })
             }
         }
         other => Err(type_error(format!(
@@ -517,8 +519,9 @@ pub fn checkpoint_msgpack(c: &Checkpoint) -> rmpv::Value {
     ])
 }
 
-/// A tuple as msgpack: the members of [`tuple_json`], values' bytes as `bin`.
-pub fn tuple_msgpack(t: &CheckpointTuple) -> rmpv::Value {
+/// A tuple as msgpack: the members of [`tuple_json`], values' bytes as `bin`; `Err` when its
+/// metadata holds an integer beyond 64 bits (the answer then goes out as JSON).
+pub fn tuple_msgpack(t: &CheckpointTuple) -> Result<rmpv::Value, super::msgpack::BeyondMsgpack> {
     let mut writes = t.pending_writes.clone();
     waymark_domain::checkpoint::sort_pending_writes(&mut writes);
     let parent = t
@@ -538,16 +541,16 @@ pub fn tuple_msgpack(t: &CheckpointTuple) -> rmpv::Value {
             ])
         })
         .collect();
-    rmpv::Value::Map(vec![
+    Ok(rmpv::Value::Map(vec![
         (
             "config".into(),
             config_msgpack(&t.thread_id, &t.namespace, &t.checkpoint.id),
         ),
         ("checkpoint".into(), checkpoint_msgpack(&t.checkpoint)),
-        ("metadata".into(), object_to_msgpack(&t.metadata.0)),
+        ("metadata".into(), object_to_msgpack(&t.metadata.0)?),
         ("parent_config".into(), parent),
         ("pending_writes".into(), rmpv::Value::Array(writes)),
-    ])
+    ]))
 }
 
 #[cfg(test)]

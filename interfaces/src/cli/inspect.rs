@@ -139,7 +139,7 @@ struct ThreadLine {
 
 /// Runs `waymark threads`.
 pub async fn threads(a: ThreadsArgs) -> CliResult {
-    let backend = a.db.open().await?;
+    let backend = a.db.open_read_only().await?;
     let stores = &backend.stores;
     let filter = match &a.metadata {
         None => ThreadFilter::default(),
@@ -264,7 +264,7 @@ pub struct HistoryArgs {
 
 /// Runs `waymark history`.
 pub async fn history(a: HistoryArgs) -> CliResult {
-    let backend = a.db.open().await?;
+    let backend = a.db.open_read_only().await?;
     let query = CheckpointQuery {
         thread_id: Some(ThreadId::parse(a.thread.clone())?),
         namespace: a.ns.clone().map(CheckpointNamespace::parse).transpose()?,
@@ -372,7 +372,7 @@ fn compact(v: &JsonValue) -> String {
 
 /// Runs `waymark show`.
 pub async fn show(a: ShowArgs) -> CliResult {
-    let backend = a.db.open().await?;
+    let backend = a.db.open_read_only().await?;
     let t = load(&backend.stores, &a.thread, &a.ns, a.checkpoint.as_deref()).await?;
     let state = CheckpointState::of(&t, a.raw);
     if a.out.json {
@@ -539,7 +539,7 @@ pub fn diff_json(a: &CheckpointTuple, b: &CheckpointTuple) -> JsonValue {
 
 /// Runs `waymark diff`.
 pub async fn diff(a: DiffArgs) -> CliResult {
-    let backend = a.db.open().await?;
+    let backend = a.db.open_read_only().await?;
     let (ta, ca) = split_ref(&a.a);
     let (tb, cb) = split_ref(&a.b);
     let x = load(&backend.stores, ta, &a.ns, ca).await?;
@@ -618,7 +618,7 @@ pub struct MessagesArgs {
 /// Runs `waymark messages`: the summarization-safe history (event store first, the latest
 /// checkpoint otherwise), or a page of raw message rows with `--limit`.
 pub async fn messages(a: MessagesArgs) -> CliResult {
-    let backend = a.db.open().await?;
+    let backend = a.db.open_read_only().await?;
     let services = Services::new(&backend);
     let thread = ThreadId::parse(a.thread.clone())?;
     let scope = UserScope::Unscoped;

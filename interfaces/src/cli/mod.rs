@@ -5,7 +5,12 @@
 //! native database, an in-memory server's data is out of reach by nature, and a LangGraph
 //! SQLite file or PostgreSQL database is read through `langgraph+sqlite://` /
 //! `langgraph+postgres://`. Output is a human-readable table by default and JSON with `--json`.
+//!
+//! Read commands open the database read-only ([`DbArgs::open_read_only`]) and change nothing
+//! in it; the commands that write (`serve`, `migrate`, `chown`, `import`, `copy --to`) say so
+//! in their help and open it read-write, creating and migrating Waymark's tables.
 
+pub mod config_file;
 mod inspect;
 mod transfer;
 
@@ -131,9 +136,17 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    /// Opens (and migrates) the database.
+    /// Opens the database to write: creates a missing SQLite file and migrates Waymark's
+    /// tables (the write commands: `migrate`, `chown`, `import`, `copy --to`, `serve`).
     pub async fn open(&self) -> CliResult<Backend> {
         Ok(backend::open(&self.database_url).await?)
+    }
+
+    /// Opens the database for reading only, changing nothing in it (the read commands:
+    /// `threads`, `history`, `show`, `diff`, `messages`, `export`, `copy --from`); see
+    /// [`backend::open_read_only`].
+    pub async fn open_read_only(&self) -> CliResult<Backend> {
+        Ok(backend::open_read_only(&self.database_url).await?)
     }
 }
 
@@ -145,12 +158,14 @@ pub struct OutputArgs {
     pub json: bool,
 }
 
-/// The commands.
+/// The commands. Read commands open the database read-only and change nothing in it (no
+/// file created, no migration, no LangGraph setup); the commands that write say so.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server: REST API under /api/v1, remote checkpointer under /checkpointer.
+    /// Run the HTTP server: REST API under /api/v1, remote checkpointer under /checkpointer
+    /// (writes: creates and migrates the database).
     Serve(ServeArgs),
-    /// Create or upgrade the schema of a database, then exit.
+    /// Create or upgrade the schema of a database, then exit (writes).
     Migrate {
         #[command(flatten)]
         db: DbArgs,
@@ -166,13 +181,15 @@ pub enum Command {
     /// A thread's messages from the run-event log (or its latest checkpoint).
     Messages(inspect::MessagesArgs),
     /// Assign a thread's owner (administrative): owner-less and row-less threads (legacy
-    /// data, checkpoints a Python process wrote directly) become visible to that user.
+    /// data, checkpoints a Python process wrote directly) become visible to that user
+    /// (writes: migrates the database).
     Chown(ChownArgs),
     /// Write everything (or some threads) as JSON lines, payload bytes in base64.
     Export(transfer::ExportArgs),
-    /// Read JSON lines written by `export`.
+    /// Read JSON lines written by `export` (writes: creates and migrates the database).
     Import(transfer::ImportArgs),
-    /// Copy threads and their checkpoints between two databases, resumably, then verify.
+    /// Copy threads and their checkpoints between two databases, resumably, then verify
+    /// (reads --from without changing it; writes --to, creating and migrating it).
     Copy(transfer::CopyArgs),
 }
 
@@ -212,9 +229,15 @@ async fn chown(a: ChownArgs) -> CliResult {
     Ok(())
 }
 
-/// `waymark serve`.
+/// `waymark serve`. Every long flag here is also a key of the `--config` file
+/// ([`config_file`]), named by its field.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// A TOML file of serve settings, one key per flag named like the flag with `_`
+    /// (`max_body_bytes = 1048576`, `user_tokens = ["alice=t1"]`); flags and environment
+    /// variables win over it.
+    #[arg(long, env = config_file::CONFIG_ENV)]
+    config: Option<PathBuf>,
     #[command(flatten)]
     db: DbArgs,
     /// The address to listen on.

@@ -90,7 +90,7 @@ fn write_line(out: &mut dyn Write, r: &Record) -> CliResult {
 
 /// Runs `waymark export`.
 pub async fn export(a: ExportArgs) -> CliResult {
-    let backend = a.db.open().await?;
+    let backend = a.db.open_read_only().await?;
     let exporter = Exporter::new(backend.stores.clone());
     let mut out: Box<dyn Write> = match &a.output {
         FileArg::Std => Box::new(BufWriter::new(std::io::stdout().lock())),
@@ -209,7 +209,7 @@ fn default_state_path(from: &str, to: &str) -> PathBuf {
 
 /// Runs `waymark copy`.
 pub async fn copy(a: CopyArgs) -> CliResult {
-    let source = backend::open(&a.from).await?;
+    let source = backend::open_read_only(&a.from).await?;
     let target = backend::open(&a.to).await?;
     if source.url == target.url {
         return Err(CliError::usage("--from and --to name the same database"));

@@ -1,104 +1,103 @@
-//! Prometheus metrics, kept in process and rendered as text at `GET /metrics`.
+//! Prometheus metrics, kept in process by the `prometheus` crate and rendered as text at
+//! `GET /metrics`.
 //!
 //! Three families: request counts per method, route template and status; request latency
-//! histograms per method and route; store-operation latency histograms per operation (every
-//! store call of the HTTP layer goes through [`Metrics::time`]). Route *templates*
-//! (`/api/v1/threads/{thread_id}`) are used rather than raw paths so the label set stays
-//! bounded whatever ids clients send. A hand-written registry is enough for this and keeps the
-//! dependency list short.
+//! histograms per method and route; store-operation latency histograms per operation and
+//! outcome (every store call of the HTTP layer goes through [`Metrics::time`]). Route
+//! *templates* (`/api/v1/threads/{thread_id}`) are used rather than raw paths so the label set
+//! stays bounded whatever ids clients send. Each [`Metrics`] owns its registry (no global
+//! state), so several servers in one process (the tests) never mix their counts.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::future::Future;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Histogram bucket upper bounds in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn observe(&mut self, d: Duration) {
-        let s = d.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if s <= *bound {
-                self.counts[i] += 1;
-            }
-        }
-        self.sum += s;
-        self.count += 1;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
-                self.counts[i]
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
-            self.count
-        );
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
-    }
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    requests: BTreeMap<(String, String, u16), u64>,
-    request_latency: BTreeMap<(String, String), Histogram>,
-    store_latency: BTreeMap<(&'static str, bool), Histogram>,
-}
-
-/// The registry.
-#[derive(Debug, Default)]
+/// The registry and its three families.
+#[derive(Debug)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    registry: Registry,
+    requests: IntCounterVec,
+    request_latency: HistogramVec,
+    store_latency: HistogramVec,
 }
 
-fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
+    /// A fresh registry with the three families registered (all empty).
+    pub fn new() -> Self {
+        // The definitions are constants: a failure here is a programming error, not input.
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "waymark_http_requests_total",
+                "HTTP requests by method, route template and status.",
+            ),
+            &["method", "route", "status"],
+        )
+        .expect("a valid counter definition");
+        let request_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "waymark_http_request_duration_seconds",
+                "HTTP request latency by method and route template.",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["method", "route"],
+        )
+        .expect("a valid histogram definition");
+        let store_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "waymark_store_operation_duration_seconds",
+                "Store operation latency by operation and outcome.",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["operation", "outcome"],
+        )
+        .expect("a valid histogram definition");
+        let registry = Registry::new();
+        for family in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_latency.clone()),
+            Box::new(store_latency.clone()),
+        ] {
+            registry
+                .register(family)
+                .expect("each family is registered once");
+        }
+        Self {
+            registry,
+            requests,
+            request_latency,
+            store_latency,
+        }
+    }
+
     /// Records one finished request.
     pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        *inner
-            .requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        inner
-            .request_latency
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default()
-            .observe(elapsed);
+        let status = status.to_string();
+        self.requests
+            .with_label_values(&[method, route, status.as_str()])
+            .inc();
+        self.request_latency
+            .with_label_values(&[method, route])
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Records one store operation.
     pub fn record_store(&self, operation: &'static str, ok: bool, elapsed: Duration) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner
-            .store_latency
-            .entry((operation, ok))
-            .or_default()
-            .observe(elapsed);
+        let outcome = if ok { "ok" } else { "error" };
+        self.store_latency
+            .with_label_values(&[operation, outcome])
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Runs a store call and records how long it took and whether it failed.
@@ -113,36 +112,11 @@ impl Metrics {
         out
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = String::new();
-        out.push_str("# HELP waymark_http_requests_total HTTP requests by method, route template and status.\n");
-        out.push_str("# TYPE waymark_http_requests_total counter\n");
-        for ((method, route, status), n) in &inner.requests {
-            let _ = writeln!(
-                out,
-                "waymark_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape(method),
-                escape(route)
-            );
-        }
-        out.push_str("# HELP waymark_http_request_duration_seconds HTTP request latency by method and route template.\n");
-        out.push_str("# TYPE waymark_http_request_duration_seconds histogram\n");
-        for ((method, route), h) in &inner.request_latency {
-            let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
-            h.render(&mut out, "waymark_http_request_duration_seconds", &labels);
-        }
-        out.push_str("# HELP waymark_store_operation_duration_seconds Store operation latency by operation and outcome.\n");
-        out.push_str("# TYPE waymark_store_operation_duration_seconds histogram\n");
-        for ((op, ok), h) in &inner.store_latency {
-            let outcome = if *ok { "ok" } else { "error" };
-            let labels = format!("operation=\"{op}\",outcome=\"{outcome}\"");
-            h.render(
-                &mut out,
-                "waymark_store_operation_duration_seconds",
-                &labels,
-            );
+        if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "cannot render the metrics");
         }
         out
     }
@@ -181,5 +155,35 @@ mod tests {
         assert!(text.contains(
             "waymark_store_operation_duration_seconds_count{operation=\"threads.get\",outcome=\"ok\"} 1"
         ));
+        assert!(text.contains(
+            "waymark_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/threads/{thread_id}\",le=\"+Inf\"} 2"
+        ));
+        assert!(text.contains("# TYPE waymark_http_requests_total counter"));
+        assert!(text.contains("# TYPE waymark_http_request_duration_seconds histogram"));
+        assert!(text.contains("# TYPE waymark_store_operation_duration_seconds histogram"));
+    }
+
+    #[test]
+    fn failures_and_odd_labels_are_recorded_escaped() {
+        let m = Metrics::default();
+        assert!(
+            !m.render().contains("waymark_http_requests_total{"),
+            "nothing recorded yet"
+        );
+        m.record_store("threads.get", false, Duration::from_secs(2));
+        m.record_request("GET", "a\"b", 404, Duration::from_millis(1));
+        let text = m.render();
+        assert!(text.contains(
+            "waymark_store_operation_duration_seconds_bucket{operation=\"threads.get\",outcome=\"error\",le=\"1\"} 0"
+        ), "{text}");
+        assert!(text.contains(
+            "waymark_store_operation_duration_seconds_bucket{operation=\"threads.get\",outcome=\"error\",le=\"5\"} 1"
+        ), "{text}");
+        assert!(
+            text.contains(
+                "waymark_http_requests_total{method=\"GET\",route=\"a\\\"b\",status=\"404\"} 1"
+            ),
+            "{text}"
+        );
     }
 }

@@ -463,7 +463,12 @@ impl SqlCheckpointRepository {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .partition(|(k, v)| {
+                    // SQLite's JSON reads an integer beyond 64 bits as a REAL, so one is
+                    // compared here, exactly, instead.
+                    let big_int = matches!(v, JsonValue::Number(n) if n.as_i64().is_none()
+                        && waymark_domain::json::is_integer(n));
                     !matches!(v, JsonValue::Array(_) | JsonValue::Object(_))
+                        && !big_int
                         && !k.is_empty()
                         && k.bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')

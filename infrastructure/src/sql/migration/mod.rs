@@ -144,3 +144,78 @@ pub(crate) async fn apply(db: &super::db::Db) -> super::error::SqlResult<()> {
     Migrator::up(&txn, None).await.op("migrate")?;
     txn.commit().await.op("migrate")
 }
+
+/// Where a database's Waymark schema stands against this build's migrations, read without
+/// changing anything (read-only commands decide with it whether they can use the tables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaState {
+    /// No `waymark_migrations` table: Waymark never migrated this database (a LangGraph
+    /// database only browsed so far, or an empty file).
+    Missing,
+    /// Some of this build's migrations are not applied yet (`waymark migrate` applies them).
+    Behind {
+        /// Migrations recorded.
+        applied: usize,
+        /// Migrations this build has.
+        known: usize,
+    },
+    /// Every migration of this build is applied, and nothing else.
+    Current,
+    /// Migrations this build does not know are recorded: a newer Waymark migrated it.
+    Newer {
+        /// Their names.
+        unknown: Vec<String>,
+    },
+}
+
+/// Reads the applied migrations (a plain `SELECT`; the table is never created here).
+pub(crate) async fn state(db: &super::db::Db) -> super::error::SqlResult<SchemaState> {
+    const OP: &str = "schema_state";
+    let probe = match db.kind {
+        super::db::Kind::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' \
+             AND name = 'waymark_migrations'"
+        }
+        super::db::Kind::Postgres => {
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n \
+             WHERE to_regclass('waymark_migrations') IS NOT NULL"
+        }
+    };
+    let present = match super::db::one(&db.conn, db.kind.stmt(probe, vec![]), OP).await? {
+        Some(row) => super::db::Row::new(&row, db.kind, OP).i64("n")? > 0,
+        None => false,
+    };
+    if !present {
+        return Ok(SchemaState::Missing);
+    }
+    let rows = super::db::all(
+        &db.conn,
+        db.kind
+            .stmt("SELECT version FROM waymark_migrations", vec![]),
+        OP,
+    )
+    .await?;
+    let mut applied = Vec::with_capacity(rows.len());
+    for row in &rows {
+        applied.push(super::db::Row::new(row, db.kind, OP).text("version")?);
+    }
+    let known: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let unknown: Vec<String> = applied
+        .iter()
+        .filter(|a| !known.contains(a))
+        .cloned()
+        .collect();
+    Ok(if !unknown.is_empty() {
+        SchemaState::Newer { unknown }
+    } else if applied.len() < known.len() {
+        SchemaState::Behind {
+            applied: applied.len(),
+            known: known.len(),
+        }
+    } else {
+        SchemaState::Current
+    })
+}
