@@ -16,10 +16,14 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
+#[cfg(feature = "sqlite")]
+use rusqlite::types::Value as SqliteValue;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, QueryResult, Statement,
     TransactionOptions, TransactionTrait, Value,
 };
+#[cfg(feature = "sqlite")]
+use std::sync::Arc;
 use waymark_domain::{DomainError, JsonObject, JsonValue};
 
 use super::error::{DbResultExt, SqlError, SqlResult};
@@ -189,7 +193,68 @@ pub enum Record {
     Pool(QueryResult),
     /// A row read by a direct SQLite connection.
     #[cfg(feature = "sqlite")]
-    Direct(super::direct::DirectRow),
+    Direct(DirectRow),
+}
+
+#[cfg(feature = "sqlite")]
+/// A row read by a direct connection: its column names and values.
+pub struct DirectRow {
+    pub(crate) names: Arc<[String]>,
+    pub(crate) values: Vec<SqliteValue>,
+}
+
+#[cfg(feature = "sqlite")]
+impl DirectRow {
+    fn value(&self, col: &str, op: &'static str) -> SqlResult<&SqliteValue> {
+        self.names
+            .iter()
+            .position(|n| n == col)
+            .map(|i| &self.values[i])
+            .ok_or_else(|| SqlError::corrupt(op, format!("no column {col}")))
+    }
+
+    fn wrong(col: &str, op: &'static str, want: &str, got: &SqliteValue) -> SqlError {
+        SqlError::corrupt(
+            op,
+            format!("column {col}: expected {want}, found {:?}", got.data_type()),
+        )
+    }
+
+    pub(crate) fn opt_text(&self, col: &str, op: &'static str) -> SqlResult<Option<String>> {
+        match self.value(col, op)? {
+            SqliteValue::Null => Ok(None),
+            SqliteValue::Text(t) => Ok(Some(t.clone())),
+            other => Err(Self::wrong(col, op, "text", other)),
+        }
+    }
+
+    pub(crate) fn text(&self, col: &str, op: &'static str) -> SqlResult<String> {
+        self.opt_text(col, op)?
+            .ok_or_else(|| SqlError::corrupt(op, format!("column {col} is NULL")))
+    }
+
+    pub(crate) fn opt_i64(&self, col: &str, op: &'static str) -> SqlResult<Option<i64>> {
+        match self.value(col, op)? {
+            SqliteValue::Null => Ok(None),
+            SqliteValue::Integer(i) => Ok(Some(*i)),
+            other => Err(Self::wrong(col, op, "an integer", other)),
+        }
+    }
+
+    pub(crate) fn i64(&self, col: &str, op: &'static str) -> SqlResult<i64> {
+        self.opt_i64(col, op)?
+            .ok_or_else(|| SqlError::corrupt(op, format!("column {col} is NULL")))
+    }
+
+    pub(crate) fn bytes(&self, col: &str, op: &'static str) -> SqlResult<Vec<u8>> {
+        match self.value(col, op)? {
+            SqliteValue::Blob(b) => Ok(b.clone()),
+            // SQLite stores a zero-length blob bound from Rust as a blob; text is accepted as
+            // its bytes, as sqlx's decoding does.
+            SqliteValue::Text(t) => Ok(t.clone().into_bytes()),
+            other => Err(Self::wrong(col, op, "a blob", other)),
+        }
+    }
 }
 
 /// Runs a query and returns every row.

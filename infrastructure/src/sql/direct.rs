@@ -29,7 +29,7 @@ use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use sea_orm::{Statement, Value};
 
-use super::db::{Exec, Record};
+use super::db::{DirectRow, Exec, Record};
 use super::error::{DbFailure, SqlError, SqlResult};
 
 /// How many reader threads (each with its own connection) serve reads.
@@ -272,65 +272,6 @@ impl Exec for DirectConn<'_> {
     async fn exec_stmt(&self, stmt: Statement, op: &'static str) -> SqlResult<u64> {
         // Rows a statement returns (`RETURNING`) are read and dropped, as the pool does.
         self.run(&stmt, op, drop)
-    }
-}
-
-/// A row read by a direct connection: its column names and values.
-pub(crate) struct DirectRow {
-    names: Arc<[String]>,
-    values: Vec<SqliteValue>,
-}
-
-impl DirectRow {
-    fn value(&self, col: &str, op: &'static str) -> SqlResult<&SqliteValue> {
-        self.names
-            .iter()
-            .position(|n| n == col)
-            .map(|i| &self.values[i])
-            .ok_or_else(|| SqlError::corrupt(op, format!("no column {col}")))
-    }
-
-    fn wrong(col: &str, op: &'static str, want: &str, got: &SqliteValue) -> SqlError {
-        SqlError::corrupt(
-            op,
-            format!("column {col}: expected {want}, found {:?}", got.data_type()),
-        )
-    }
-
-    pub(crate) fn opt_text(&self, col: &str, op: &'static str) -> SqlResult<Option<String>> {
-        match self.value(col, op)? {
-            SqliteValue::Null => Ok(None),
-            SqliteValue::Text(t) => Ok(Some(t.clone())),
-            other => Err(Self::wrong(col, op, "text", other)),
-        }
-    }
-
-    pub(crate) fn text(&self, col: &str, op: &'static str) -> SqlResult<String> {
-        self.opt_text(col, op)?
-            .ok_or_else(|| SqlError::corrupt(op, format!("column {col} is NULL")))
-    }
-
-    pub(crate) fn opt_i64(&self, col: &str, op: &'static str) -> SqlResult<Option<i64>> {
-        match self.value(col, op)? {
-            SqliteValue::Null => Ok(None),
-            SqliteValue::Integer(i) => Ok(Some(*i)),
-            other => Err(Self::wrong(col, op, "an integer", other)),
-        }
-    }
-
-    pub(crate) fn i64(&self, col: &str, op: &'static str) -> SqlResult<i64> {
-        self.opt_i64(col, op)?
-            .ok_or_else(|| SqlError::corrupt(op, format!("column {col} is NULL")))
-    }
-
-    pub(crate) fn bytes(&self, col: &str, op: &'static str) -> SqlResult<Vec<u8>> {
-        match self.value(col, op)? {
-            SqliteValue::Blob(b) => Ok(b.clone()),
-            // SQLite stores a zero-length blob bound from Rust as a blob; text is accepted as
-            // its bytes, as sqlx's decoding does.
-            SqliteValue::Text(t) => Ok(t.clone().into_bytes()),
-            other => Err(Self::wrong(col, op, "a blob", other)),
-        }
     }
 }
 

@@ -160,6 +160,9 @@ pub struct OutputArgs {
 
 /// The commands. Read commands open the database read-only and change nothing in it (no
 /// file created, no migration, no LangGraph setup); the commands that write say so.
+// The serve arguments are the largest variant by far; the value is parsed once per process,
+// so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server: REST API under /api/v1, remote checkpointer under /checkpointer
