@@ -84,28 +84,13 @@ impl DirectSqlite {
         T: Send + 'static,
         F: FnOnce(&DirectConn<'_>) -> SqlResult<T> + Send + 'static,
     {
-        self.run(&self.readers, op, "BEGIN", work).await
-    }
-
-    async fn run<T, F>(
-        &self,
-        lane: &flume::Sender<Job>,
-        op: &'static str,
-        begin: &'static str,
-        work: F,
-    ) -> SqlResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&DirectConn<'_>) -> SqlResult<T> + Send + 'static,
-    {
         let (reply, answer) = flume::bounded::<SqlResult<T>>(1);
         let job: Job = Box::new(move |conn| {
-            let direct = DirectConn { conn };
-            let result = in_transaction(&direct, op, begin, work);
+            let result = in_read_transaction(&DirectConn { conn }, op, work);
             // The caller may have gone (its request was dropped): nothing to tell then.
             let _ = reply.send(result);
         });
-        lane.send(job).map_err(|_| stopped(op))?;
+        self.readers.send(job).map_err(|_| stopped(op))?;
         answer.recv_async().await.map_err(|_| stopped(op))?
     }
 }
@@ -118,27 +103,23 @@ fn stopped(op: &'static str) -> SqlError {
     }
 }
 
-/// `begin`, `work`, then `COMMIT`; `ROLLBACK` if anything failed.
-fn in_transaction<T>(
+/// `BEGIN`, `work`, then `COMMIT`; `ROLLBACK` if anything failed.
+fn in_read_transaction<T>(
     conn: &DirectConn<'_>,
     op: &'static str,
-    begin: &str,
     work: impl FnOnce(&DirectConn<'_>) -> SqlResult<T>,
 ) -> SqlResult<T> {
-    conn.batch(begin, op)?;
-    match work(conn) {
-        Ok(value) => match conn.batch("COMMIT", op) {
-            Ok(()) => Ok(value),
-            Err(e) => {
-                let _ = conn.batch("ROLLBACK", op);
-                Err(e)
-            }
-        },
-        Err(e) => {
-            // Rolling back a transaction SQLite already ended is harmless.
+    conn.batch("BEGIN", op)?;
+    let result = work(conn);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    match (result, conn.batch(end, op)) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Ok(_), Err(e)) => {
             let _ = conn.batch("ROLLBACK", op);
             Err(e)
         }
+        // Rolling back a transaction SQLite already ended is harmless; the work's error wins.
+        (Err(e), _) => Err(e),
     }
 }
 
