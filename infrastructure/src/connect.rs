@@ -54,9 +54,9 @@ pub struct ConnectOptions {
     /// SQLite files: the `synchronous` setting (default [`SqliteSynchronous::Normal`]). A
     /// `synchronous=` query parameter in the URL overrides it.
     pub sqlite_synchronous: SqliteSynchronous,
-    /// SQLite files: run checkpoint reads as one closure each on dedicated connections
-    /// (default on; see `sql::direct`). Off, every statement goes through the sqlx pool, which
-    /// the benchmark uses to compare the two.
+    /// SQLite files: run checkpoint reads and writes and thread claims as one closure each on
+    /// dedicated connections (default on; see `sql::direct`). Off, every statement goes
+    /// through the sqlx pool, which the benchmark uses to compare the two.
     pub sqlite_direct: bool,
 }
 
@@ -338,8 +338,8 @@ async fn connect_sqlite(
     let conn = sea_orm::Database::connect(opts)
         .await
         .map_err(|e| SqlError::db("connect", e))?;
-    // A file (not opened read-only) also gets the dedicated read connections of the
-    // checkpoint store, opened after the pool so the file exists and is in WAL mode. A
+    // A file (not opened read-only) also gets the dedicated connections of the checkpoint
+    // store, opened after the pool so the file exists and is in WAL mode. A
     // read-only open (`ConnectOptions::read_only`) never gets them: they open the file
     // read-write.
     match crate::sql::direct::file_of(&url).filter(|_| options.sqlite_direct && !read_only) {

@@ -169,6 +169,48 @@ pub trait Exec: Sync {
     async fn one_row(&self, stmt: Statement, op: &'static str) -> SqlResult<Option<Record>>;
     /// Executes a statement and returns the number of affected rows.
     async fn exec_stmt(&self, stmt: Statement, op: &'static str) -> SqlResult<u64>;
+    /// Inserts one row unless its key exists; returns whether it was inserted. For payloads
+    /// too large to copy around: a direct SQLite connection inserts a zero-filled blob and
+    /// writes the bytes into it in place (no copy in the statement's values, SQLite's binding
+    /// or its record), the pool binds them in a plain `INSERT … VALUES`.
+    async fn insert_blob_row(&self, row: BlobRow<'_>, op: &'static str) -> SqlResult<bool>;
+}
+
+/// One row for [`Exec::insert_blob_row`]: ordinary columns, then one large blob column.
+pub struct BlobRow<'a> {
+    /// The table.
+    pub table: &'static str,
+    /// The key columns, comma-separated, of `ON CONFLICT (…) DO NOTHING`.
+    pub conflict: &'static str,
+    /// The other columns with their values, in order.
+    pub columns: Vec<(&'static str, Value)>,
+    /// The blob's column.
+    pub blob_column: &'static str,
+    /// The blob.
+    pub blob: &'a [u8],
+}
+
+impl BlobRow<'_> {
+    /// `INSERT INTO t (c1, …, blob) VALUES ($1, …, <blob>) ON CONFLICT (…) DO NOTHING`, with
+    /// `blob_value` as the blob's SQL (given the number of its parameter).
+    pub(crate) fn insert_sql(&self, blob_value: impl Fn(usize) -> String) -> String {
+        let names: Vec<&str> = self.columns.iter().map(|(c, _)| *c).collect();
+        let params: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+        format!(
+            "INSERT INTO {} ({}, {}) VALUES ({}, {}) ON CONFLICT ({}) DO NOTHING",
+            self.table,
+            names.join(", "),
+            self.blob_column,
+            params.join(", "),
+            blob_value(names.len() + 1),
+            self.conflict,
+        )
+    }
+
+    /// The ordinary columns' values.
+    pub(crate) fn values(&self) -> Vec<Value> {
+        self.columns.iter().map(|(_, v)| v.clone()).collect()
+    }
 }
 
 #[async_trait]
@@ -184,6 +226,14 @@ impl<C: ConnectionTrait> Exec for C {
 
     async fn exec_stmt(&self, stmt: Statement, op: &'static str) -> SqlResult<u64> {
         Ok(self.execute_raw(stmt).await.op(op)?.rows_affected())
+    }
+
+    async fn insert_blob_row(&self, row: BlobRow<'_>, op: &'static str) -> SqlResult<bool> {
+        let sql = row.insert_sql(|n| format!("${n}"));
+        let mut values = row.values();
+        values.push(bytes(row.blob.to_vec()));
+        let stmt = Statement::from_sql_and_values(self.get_database_backend(), sql, values);
+        Ok(self.execute_raw(stmt).await.op(op)?.rows_affected() > 0)
     }
 }
 

@@ -1,21 +1,25 @@
-//! SQLite reads as one blocking closure on a dedicated connection.
+//! SQLite operations as one blocking closure on a dedicated connection.
 //!
 //! sqlx runs every SQLite statement on a worker thread and hands each one over through a
-//! channel, so an operation of several statements pays one thread hand-off each. Here a
-//! checkpoint read is sent once, as a closure, to a thread that owns its own `rusqlite`
-//! connection to the same file, and every statement of it runs there back to back inside one
-//! snapshot; the caller awaits one answer.
+//! channel, so an operation of several statements pays one thread hand-off each (a put was
+//! four). Here a checkpoint operation is sent once, as a closure, to a thread that owns its
+//! own `rusqlite` connection to the same file, and every statement of it runs there back to
+//! back inside one transaction; the caller awaits one answer.
 //!
 //! The stores keep one implementation: the closure receives a [`DirectConn`], which
 //! implements the stores' statement port ([`Exec`]) by executing each statement synchronously,
 //! so the same generic query code (`C: Exec`) runs on the pool and here. Its futures never
 //! wait on anything, and [`complete`] polls them to the end on the connection's thread.
 //!
-//! Writes stay on the sqlx pool: a single writer thread running whole put transactions was
-//! measured as well (BENCHMARKS.md, 2026-12-03) and was slower at `synchronous=FULL` (its
-//! commits' fsyncs had a long tail) though faster at NORMAL, so it was not kept. The reader
-//! connections never write; they meet the pool's writers at SQLite's WAL, which lets readers
-//! and one writer proceed together.
+//! One writer thread takes the checkpoint writes and thread claims, in arrival order, so they
+//! never contend with each other for SQLite's write lock (a loser would sleep in the busy
+//! handler); two reader threads share the reads, which meet the writer at SQLite's WAL
+//! (readers and one writer proceed together). The sqlx pool still serves the other stores and
+//! migrations, and meets the writer at the file lock with the same busy timeout.
+//!
+//! A first version (2026-12-03, second session) measured the writer slower at
+//! `synchronous=FULL` than the pool, with a long fsync tail, on a machine shared with five
+//! builds; re-measured on a quiet machine it is faster at both settings (BENCHMARKS.md).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -29,7 +33,7 @@ use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use sea_orm::{Statement, Value};
 
-use super::db::{DirectRow, Exec, Record};
+use super::db::{BlobRow, DirectRow, Exec, Record};
 use super::error::{DbFailure, SqlError, SqlResult};
 
 /// How many reader threads (each with its own connection) serve reads.
@@ -55,6 +59,7 @@ pub(crate) struct DirectSettings {
 /// The connection threads of one SQLite file.
 pub(crate) struct DirectSqlite {
     readers: flume::Sender<Job>,
+    writer: flume::Sender<Job>,
 }
 
 impl std::fmt::Debug for DirectSqlite {
@@ -75,7 +80,25 @@ impl DirectSqlite {
                 reader_jobs.clone(),
             )?;
         }
-        Ok(Self { readers })
+        let (writer, writer_jobs) = flume::unbounded::<Job>();
+        spawn_connection_thread(
+            "waymark-sqlite-writer",
+            open_connection(settings)?,
+            writer_jobs,
+        )?;
+        Ok(Self { readers, writer })
+    }
+
+    /// Runs `work` in one write transaction (`BEGIN IMMEDIATE`) on the writer's connection:
+    /// committed if it returns `Ok`, rolled back otherwise. Writes run one at a time, in
+    /// arrival order, so this process's checkpoint writers never wait in SQLite's busy
+    /// handler for each other.
+    pub(crate) async fn write<T, F>(&self, op: &'static str, work: F) -> SqlResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&DirectConn<'_>) -> SqlResult<T> + Send + 'static,
+    {
+        self.run(&self.writer, op, "BEGIN IMMEDIATE", work).await
     }
 
     /// Runs `work` in one read transaction (a consistent snapshot) on a reader's connection.
@@ -84,13 +107,27 @@ impl DirectSqlite {
         T: Send + 'static,
         F: FnOnce(&DirectConn<'_>) -> SqlResult<T> + Send + 'static,
     {
+        self.run(&self.readers, op, "BEGIN", work).await
+    }
+
+    async fn run<T, F>(
+        &self,
+        lane: &flume::Sender<Job>,
+        op: &'static str,
+        begin: &'static str,
+        work: F,
+    ) -> SqlResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&DirectConn<'_>) -> SqlResult<T> + Send + 'static,
+    {
         let (reply, answer) = flume::bounded::<SqlResult<T>>(1);
         let job: Job = Box::new(move |conn| {
-            let result = in_read_transaction(&DirectConn { conn }, op, work);
+            let result = in_transaction(&DirectConn { conn }, op, begin, work);
             // The caller may have gone (its request was dropped): nothing to tell then.
             let _ = reply.send(result);
         });
-        self.readers.send(job).map_err(|_| stopped(op))?;
+        lane.send(job).map_err(|_| stopped(op))?;
         answer.recv_async().await.map_err(|_| stopped(op))?
     }
 }
@@ -103,13 +140,15 @@ fn stopped(op: &'static str) -> SqlError {
     }
 }
 
-/// `BEGIN`, `work`, then `COMMIT`; `ROLLBACK` if anything failed.
-fn in_read_transaction<T>(
+/// `begin`, `work`, then `COMMIT`; `ROLLBACK` if anything failed, so a failed write leaves
+/// nothing behind.
+fn in_transaction<T>(
     conn: &DirectConn<'_>,
     op: &'static str,
+    begin: &str,
     work: impl FnOnce(&DirectConn<'_>) -> SqlResult<T>,
 ) -> SqlResult<T> {
-    conn.batch("BEGIN", op)?;
+    conn.batch(begin, op)?;
     let result = work(conn);
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     match (result, conn.batch(end, op)) {
@@ -253,6 +292,39 @@ impl Exec for DirectConn<'_> {
     async fn exec_stmt(&self, stmt: Statement, op: &'static str) -> SqlResult<u64> {
         // Rows a statement returns (`RETURNING`) are read and dropped, as the pool does.
         self.run(&stmt, op, drop)
+    }
+
+    async fn insert_blob_row(&self, row: BlobRow<'_>, op: &'static str) -> SqlResult<bool> {
+        use std::io::Write;
+        let sql = format!(
+            "{} RETURNING rowid",
+            row.insert_sql(|n| format!("zeroblob(${n})"))
+        );
+        let len = i64::try_from(row.blob.len())
+            .map_err(|_| internal(op, "a blob longer than 2^63 bytes".to_owned()))?;
+        let mut values = row.values();
+        values.push(Value::BigInt(Some(len)));
+        let mut rowid = None;
+        self.run(
+            &Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values),
+            op,
+            |r| {
+                if let Some(SqliteValue::Integer(id)) = r.values.first() {
+                    rowid = Some(*id);
+                }
+            },
+        )?;
+        let Some(rowid) = rowid else {
+            return Ok(false);
+        };
+        self.with(|c| {
+            let mut blob = c
+                .blob_open(rusqlite::MAIN_DB, row.table, row.blob_column, rowid, false)
+                .map_err(|e| driver_error(op, e))?;
+            blob.write_all(row.blob)
+                .map_err(|e| internal(op, format!("writing a blob in place: {e}")))
+        })?;
+        Ok(true)
     }
 }
 
@@ -508,6 +580,91 @@ mod tests {
             ),
             "{err:?}"
         );
+        cleanup(&path);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_rolls_back_whole_and_classifies_the_violation() {
+        let (direct, path) = scratch("FULL");
+        let create = stmt("CREATE TABLE t (k TEXT PRIMARY KEY)", vec![]);
+        direct
+            .write("test", move |c| {
+                complete(crate::sql::db::exec(c, create, "test"))
+            })
+            .await
+            .unwrap();
+        let insert = |k: &str| {
+            stmt(
+                "INSERT INTO t (k) VALUES ($1)",
+                vec![Value::String(Some(k.into()))],
+            )
+        };
+        let (first, dup) = (insert("a"), insert("a"));
+        let err = direct
+            .write("test", move |c| {
+                complete(async {
+                    crate::sql::db::exec(c, first, "test").await?;
+                    crate::sql::db::exec(c, dup, "test").await
+                })
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SqlError::Db {
+                    failure: DbFailure::UniqueViolation,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let rows = direct
+            .read("test", |c| {
+                complete(async {
+                    let n = db_one(c, "SELECT COUNT(*) AS n FROM t", vec![]).await?;
+                    Row::new(&n, Kind::Sqlite, "test").i64("n")
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            rows, 0,
+            "the first insert of the failed transaction was rolled back"
+        );
+        // The writer's connection is usable again after the rollback.
+        let ok = insert("b");
+        direct
+            .write("test", move |c| {
+                complete(crate::sql::db::exec(c, ok, "test"))
+            })
+            .await
+            .unwrap();
+        cleanup(&path);
+    }
+
+    #[tokio::test]
+    async fn a_write_holds_the_write_lock_from_its_start() {
+        // BEGIN IMMEDIATE: another connection cannot start writing while a direct write is
+        // open, so the write never fails half-way on a lock upgrade.
+        let (direct, path) = scratch("NORMAL");
+        let create = stmt("CREATE TABLE t (k TEXT PRIMARY KEY)", vec![]);
+        direct
+            .write("test", move |c| {
+                complete(crate::sql::db::exec(c, create, "test"))
+            })
+            .await
+            .unwrap();
+        let probe_path = path.clone();
+        let other_could_write = direct
+            .write("test", move |_c| {
+                let other = rusqlite::Connection::open(&probe_path).unwrap();
+                other.busy_timeout(Duration::ZERO).unwrap();
+                Ok(other.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").is_ok())
+            })
+            .await
+            .unwrap();
+        assert!(!other_could_write, "the write lock was not held");
         cleanup(&path);
     }
 

@@ -12,7 +12,8 @@
 //! * `db`: how values are bound and read on each database (the only place that knows that
 //!   SQLite keeps timestamps as fixed-width RFC 3339 text and PostgreSQL as `TIMESTAMPTZ`).
 //! * `convert`: row to entity conversions.
-//! * `direct` (SQLite): dedicated read connections that run a read's statements in one go.
+//! * `direct` (SQLite): dedicated connections (one writer, two readers) that run an
+//!   operation's statements in one go.
 //! * One module per port. SeaORM types never leave this module tree.
 //!
 //! ## Concurrency
@@ -34,8 +35,11 @@
 //!   (`CROSS JOIN` on SQLite, `LATERAL .. LIMIT 1` on PostgreSQL), so read latency does not
 //!   grow with the thread's length (see `checkpoints`). SQLite runs `PRAGMA optimize` when a
 //!   connection closes.
-//! * On a SQLite file, a checkpoint read runs as one closure on a dedicated `rusqlite`
-//!   connection (`direct`): one thread hand-off per read instead of one per statement.
+//! * On a SQLite file, a checkpoint read, put or pending-write batch, and a thread claim or
+//!   access check, runs as one closure on a dedicated `rusqlite` connection (`direct`): one
+//!   thread hand-off per operation instead of one per statement. Payloads of 1 MiB or more are
+//!   written into their row in place (`zeroblob` + incremental blob I/O), so a large value is
+//!   not copied into the statement, SQLite's binding and its record.
 //! * A run-event batch is one `INSERT`: `UNNEST` over one array per column on PostgreSQL,
 //!   `json_each` over one JSON array on SQLite, whatever the batch size.
 //! * Every list is one indexed query with its limit in SQL; message pages cost the same at

@@ -24,6 +24,8 @@ use waymark_domain::{DomainError, DomainResult, SessionId, ThreadId, UserScope};
 use super::Shared;
 use super::convert::threads::{THREAD_COLUMNS, thread};
 use super::db::{self, Kind, Row, Sql, int, opt_text, scope_filter, text};
+#[cfg(feature = "sqlite")]
+use super::direct;
 use super::error::{DbResultExt, SqlResult};
 use super::scalar_filter::push_scalar_filter;
 
@@ -80,7 +82,62 @@ impl SqlThreadRepository {
         Self { shared }
     }
 
-    async fn fetch<C: ConnectionTrait>(
+    /// The thread's row, read on a dedicated reader connection where the SQLite file has them
+    /// (one thread hand-off), else through the pool. The checkpointer's access checks and
+    /// claims read it on every call.
+    async fn read_row(&self, id: &ThreadId, op: &'static str) -> SqlResult<Option<Thread>> {
+        #[cfg(feature = "sqlite")]
+        if let Some(direct) = &self.shared.direct {
+            let repo = Self::new(self.shared.clone());
+            let id = id.clone();
+            return direct
+                .read(op, move |c| direct::complete(repo.fetch(c, &id, false, op)))
+                .await;
+        }
+        self.fetch(&self.shared.db.conn, id, false, op).await
+    }
+
+    /// Inserts the claimed row unless one exists, then reads back whoever holds it. One
+    /// statement decides: insert unless a row exists (`ON CONFLICT`) and, for a user, unless
+    /// the id already holds row-less checkpoints, which stay admin-only.
+    async fn insert_claim<C: db::Exec>(
+        &self,
+        c: &C,
+        scope: &UserScope,
+        id: &ThreadId,
+        op: &'static str,
+    ) -> SqlResult<Option<Thread>> {
+        let kind = self.shared.kind();
+        let now = self.shared.now();
+        let guard = if scope.owner().is_some() {
+            "NOT EXISTS (SELECT 1 FROM waymark_checkpoints WHERE thread_id = $1)"
+        } else {
+            "1 = 1"
+        };
+        db::exec(
+            c,
+            kind.stmt(
+                format!(
+                    "INSERT INTO waymark_threads (id, session_id, owner, assistant_id, \
+                     display_name, status, metadata, created_at, updated_at) \
+                     SELECT $1, NULL, $2, NULL, NULL, 'idle', $3, $4, $4 WHERE {guard} \
+                     ON CONFLICT (id) DO NOTHING"
+                ),
+                vec![
+                    text(id.as_str()),
+                    opt_text(scope.owner().map(|o| o.as_str())),
+                    kind.json_obj(&waymark_domain::JsonObject::new()),
+                    kind.ts(now),
+                ],
+            ),
+            op,
+        )
+        .await?;
+        // Whoever won (this call, a concurrent claim or create), the stored owner decides.
+        self.fetch(c, id, false, op).await
+    }
+
+    async fn fetch<C: db::Exec>(
         &self,
         c: &C,
         id: &ThreadId,
@@ -277,42 +334,25 @@ impl ThreadRepository for SqlThreadRepository {
 
     async fn claim(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<Option<Thread>> {
         const OP: &str = "threads.claim";
-        let kind = self.shared.kind();
-        let conn = &self.shared.db.conn;
         // Fast path: the row exists (every write after the first).
-        if let Some(t) = self.fetch(conn, id, false, OP).await? {
+        if let Some(t) = self.read_row(id, OP).await? {
             return Ok(scope.can_see(t.owner.as_ref()).then_some(t));
         }
-        let now = self.shared.now();
-        // One statement: insert unless a row exists (ON CONFLICT) and, for a user, unless the
-        // id already holds row-less checkpoints, which stay admin-only.
-        let guard = if scope.owner().is_some() {
-            "NOT EXISTS (SELECT 1 FROM waymark_checkpoints WHERE thread_id = $1)"
-        } else {
-            "1 = 1"
-        };
-        db::exec(
-            conn,
-            kind.stmt(
-                format!(
-                    "INSERT INTO waymark_threads (id, session_id, owner, assistant_id, \
-                     display_name, status, metadata, created_at, updated_at) \
-                     SELECT $1, NULL, $2, NULL, NULL, 'idle', $3, $4, $4 WHERE {guard} \
-                     ON CONFLICT (id) DO NOTHING"
-                ),
-                vec![
-                    text(id.as_str()),
-                    opt_text(scope.owner().map(|o| o.as_str())),
-                    kind.json_obj(&waymark_domain::JsonObject::new()),
-                    kind.ts(now),
-                ],
-            ),
-            OP,
-        )
-        .await?;
-        // Whoever won (this call, a concurrent claim or create), the stored owner decides.
+        #[cfg(feature = "sqlite")]
+        if let Some(direct) = &self.shared.direct {
+            // On the checkpoint writer's connection, so a claim and the put that follows it
+            // never wait for each other's lock.
+            let repo = Self::new(self.shared.clone());
+            let (owner_scope, id) = (scope.clone(), id.clone());
+            let stored = direct
+                .write(OP, move |c| {
+                    direct::complete(repo.insert_claim(c, &owner_scope, &id, OP))
+                })
+                .await?;
+            return Ok(stored.filter(|t| scope.can_see(t.owner.as_ref())));
+        }
         Ok(self
-            .fetch(conn, id, false, OP)
+            .insert_claim(&self.shared.db.conn, scope, id, OP)
             .await?
             .filter(|t| scope.can_see(t.owner.as_ref())))
     }
@@ -323,15 +363,10 @@ impl ThreadRepository for SqlThreadRepository {
         id: &ThreadId,
         require_existing: bool,
     ) -> DomainResult<bool> {
-        Ok(
-            match self
-                .fetch(&self.shared.db.conn, id, false, "threads.check_access")
-                .await?
-            {
-                None => *scope == UserScope::Unscoped && !require_existing,
-                Some(t) => scope.can_see(t.owner.as_ref()),
-            },
-        )
+        Ok(match self.read_row(id, "threads.check_access").await? {
+            None => *scope == UserScope::Unscoped && !require_existing,
+            Some(t) => scope.can_see(t.owner.as_ref()),
+        })
     }
 
     async fn delete(&self, scope: &UserScope, id: &ThreadId) -> DomainResult<bool> {

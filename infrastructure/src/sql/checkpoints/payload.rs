@@ -31,6 +31,10 @@ pub(crate) const MAX_DEPTH: i64 = 64;
 /// Bytes of cached payloads kept at most.
 const CACHE_BYTES: usize = 64 << 20;
 
+/// The largest payload cached: one beyond the whole budget could never stay, and copying it
+/// for the cache would cost a body's size again.
+const CACHE_ENTRY_BYTES: usize = CACHE_BYTES;
+
 /// The length of a msgpack array header and the element count, if `bytes` starts with one.
 pub(crate) fn array_header(bytes: &[u8]) -> Option<(usize, u64)> {
     match *bytes.first()? {
@@ -149,10 +153,22 @@ impl PayloadCache {
         })
     }
 
+    /// Whether a payload of `len` bytes may be cached (callers skip copying one that may not).
+    pub(crate) fn admits(len: usize) -> bool {
+        len <= CACHE_ENTRY_BYTES
+    }
+
     /// Records the payload just written for a channel, evicting the least recently used
-    /// entries beyond the byte budget.
+    /// entries beyond the byte budget. A payload too large to cache replaces nothing: the
+    /// channel's older entry is dropped, so no stale base outlives it.
     pub(crate) fn put(&self, key: Key, payload: CachedPayload) {
         let mut s = self.lock();
+        if !Self::admits(payload.bytes.len()) {
+            if let Some((_, old)) = s.map.remove(&key) {
+                s.bytes -= old.bytes.len();
+            }
+            return;
+        }
         s.clock += 1;
         let now = s.clock;
         s.bytes += payload.bytes.len();

@@ -12,10 +12,18 @@ use waymark_domain::{ChannelName, CheckpointNamespace, DomainResult, ThreadId};
 
 use super::{SqlCheckpointRepository, body, payload};
 use crate::sql::db::{self, Exec, Kind, Row, Sql, bytes, int, opt_text, text};
+#[cfg(feature = "sqlite")]
+use crate::sql::direct;
 use crate::sql::error::{DbResultExt, SqlError, SqlResult};
 
 /// Payload rows per `INSERT` (each is one term of a compound `SELECT`; SQLite allows 500).
 const PAYLOAD_CHUNK: usize = 100;
+
+/// Whole payloads from this size on are inserted one per statement with
+/// [`Exec::insert_blob_row`], so a large value is not copied into the statement, SQLite's
+/// binding and its compound `SELECT`'s record (issue 11: a body costs at most about twice its
+/// size).
+const LARGE_PAYLOAD: usize = 1 << 20;
 
 /// A payload a put stores: whole, or as an append delta over a cached base.
 struct NewPayload<'a> {
@@ -46,6 +54,25 @@ impl SqlCheckpointRepository {
                 checkpoint_id: p.checkpoint.id.clone(),
             })
             .collect();
+        #[cfg(feature = "sqlite")]
+        if let Some(direct) = &self.shared.direct {
+            let repo = Self::new(self.shared.clone());
+            let cache_updates = direct
+                .write(OP, move |c| {
+                    direct::complete(async {
+                        let mut cache_updates = Vec::new();
+                        for put in &puts {
+                            repo.write_put(c, put, &mut cache_updates, OP).await?;
+                        }
+                        Ok(cache_updates)
+                    })
+                })
+                .await?;
+            for (key, entry) in cache_updates {
+                self.shared.payload_cache.put(key, entry);
+            }
+            return Ok(refs);
+        }
         let txn = self.shared.db.begin_write(OP).await?;
         let mut cache_updates = Vec::new();
         for put in &puts {
@@ -75,6 +102,19 @@ impl SqlCheckpointRepository {
             .chunks(WRITES_PER_STATEMENT)
             .map(|chunk| write_rows_statement(kind, target, chunk, upsert))
             .collect();
+        #[cfg(feature = "sqlite")]
+        if let Some(direct) = &self.shared.direct {
+            return Ok(direct
+                .write(OP, move |c| {
+                    direct::complete(async {
+                        for stmt in statements {
+                            db::exec(c, stmt, OP).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await?);
+        }
         if let [only] = statements.as_slice() {
             db::exec(&self.shared.db.conn, only.clone(), OP).await?;
             return Ok(());
@@ -137,7 +177,10 @@ impl SqlCheckpointRepository {
         for p in &fresh {
             let key = (p.channel.as_str().to_owned(), p.version.clone());
             let whole = || Arc::new(p.value.bytes().to_vec());
-            let entry = if inserted.contains(&key) {
+            let entry = if !payload::PayloadCache::admits(p.value.bytes().len()) {
+                // Too large to be a delta base: not copied into the cache at all.
+                None
+            } else if inserted.contains(&key) {
                 Some(match &p.delta {
                     Some((d, base)) => payload::CachedPayload {
                         version: p.version.clone(),
@@ -204,6 +247,29 @@ impl SqlCheckpointRepository {
     ) -> SqlResult<HashSet<(String, String)>> {
         let kind = self.kind();
         let mut inserted = HashSet::new();
+        let (large, rows): (Vec<&NewPayload<'_>>, Vec<&NewPayload<'_>>) = rows
+            .iter()
+            .partition(|p| p.delta.is_none() && p.value.bytes().len() >= LARGE_PAYLOAD);
+        for p in large {
+            let row = db::BlobRow {
+                table: "waymark_checkpoint_payloads",
+                conflict: "thread_id, ns, channel, version",
+                columns: vec![
+                    ("thread_id", text(put.thread_id.as_str())),
+                    ("ns", text(put.namespace.as_str())),
+                    ("channel", text(p.channel.as_str())),
+                    ("version", text(p.version.clone())),
+                    ("type_tag", text(p.value.type_tag())),
+                    ("base_version", opt_text(None::<String>)),
+                    ("depth", int(0)),
+                ],
+                blob_column: "data",
+                blob: p.value.bytes(),
+            };
+            if c.insert_blob_row(row, op).await? {
+                inserted.insert((p.channel.as_str().to_owned(), p.version.clone()));
+            }
+        }
         for chunk in rows.chunks(PAYLOAD_CHUNK) {
             let mut q = Sql::new(
                 "INSERT INTO waymark_checkpoint_payloads (thread_id, ns, channel, version, \

@@ -154,6 +154,7 @@ macro_rules! checkpoint_contract {
                     channel_version_types_are_preserved,
                     any_format_version_is_kept,
                     payload_bytes_round_trip_exactly,
+                    large_values_round_trip_exactly,
                     write_values_keep_opaque_tags,
                     opaque_channel_values_round_trip_or_are_refused,
                     null_write_is_null_tag_with_no_bytes,
