@@ -570,6 +570,11 @@ mod tests {
             })
             .await
             .unwrap_err();
+        assert_unique_violation(&err);
+        cleanup(&path);
+    }
+
+    fn assert_unique_violation(err: &SqlError) {
         assert!(
             matches!(
                 err,
@@ -580,19 +585,69 @@ mod tests {
             ),
             "{err:?}"
         );
-        cleanup(&path);
     }
 
-    #[tokio::test]
-    async fn a_failed_write_rolls_back_whole_and_classifies_the_violation() {
-        let (direct, path) = scratch("FULL");
-        let create = stmt("CREATE TABLE t (k TEXT PRIMARY KEY)", vec![]);
+    /// `t (k TEXT PRIMARY KEY, b BLOB)`, created by the writer.
+    async fn create_table(direct: &DirectSqlite) {
+        let create = stmt("CREATE TABLE t (k TEXT PRIMARY KEY, b BLOB)", vec![]);
         direct
             .write("test", move |c| {
                 complete(crate::sql::db::exec(c, create, "test"))
             })
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_large_blob_row_is_inserted_once_and_reads_back_whole() {
+        let (direct, path) = scratch("NORMAL");
+        create_table(&direct).await;
+        let blob: Vec<u8> = (0..(5 << 20) + 3).map(|i| (i % 253) as u8).collect();
+        let insert = |blob: Vec<u8>| {
+            let direct = &direct;
+            async move {
+                direct
+                    .write("test", move |c| {
+                        complete(c.insert_blob_row(
+                            BlobRow {
+                                table: "t",
+                                conflict: "k",
+                                columns: vec![("k", Value::String(Some("a".into())))],
+                                blob_column: "b",
+                                blob: &blob,
+                            },
+                            "test",
+                        ))
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(
+            insert(blob.clone()).await,
+            "the first insert stores the row"
+        );
+        assert!(
+            !insert(vec![1, 2, 3]).await,
+            "an existing key is left alone"
+        );
+        let stored = direct
+            .read("test", |c| {
+                complete(async {
+                    let r = db_one(c, "SELECT b FROM t WHERE k = 'a'", vec![]).await?;
+                    Row::new(&r, Kind::Sqlite, "test").bytes("b")
+                })
+            })
+            .await
+            .unwrap();
+        assert!(stored == blob, "the blob read back differs");
+        cleanup(&path);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_rolls_back_whole_and_classifies_the_violation() {
+        let (direct, path) = scratch("FULL");
+        create_table(&direct).await;
         let insert = |k: &str| {
             stmt(
                 "INSERT INTO t (k) VALUES ($1)",
@@ -609,16 +664,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                SqlError::Db {
-                    failure: DbFailure::UniqueViolation,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_unique_violation(&err);
         let rows = direct
             .read("test", |c| {
                 complete(async {
@@ -648,13 +694,7 @@ mod tests {
         // BEGIN IMMEDIATE: another connection cannot start writing while a direct write is
         // open, so the write never fails half-way on a lock upgrade.
         let (direct, path) = scratch("NORMAL");
-        let create = stmt("CREATE TABLE t (k TEXT PRIMARY KEY)", vec![]);
-        direct
-            .write("test", move |c| {
-                complete(crate::sql::db::exec(c, create, "test"))
-            })
-            .await
-            .unwrap();
+        create_table(&direct).await;
         let probe_path = path.clone();
         let other_could_write = direct
             .write("test", move |_c| {
