@@ -211,7 +211,39 @@ impl BlobRow<'_> {
     pub(crate) fn values(&self) -> Vec<Value> {
         self.columns.iter().map(|(_, v)| v.clone()).collect()
     }
+
+    /// `UPDATE t SET blob = blob || $1 WHERE k1 = $2 AND …` over the `conflict` key, with the
+    /// key's values (in that order).
+    fn append_sql(&self, op: &'static str) -> SqlResult<(String, Vec<Value>)> {
+        let mut conditions = Vec::new();
+        let mut key = Vec::new();
+        for name in self.conflict.split(',').map(str::trim) {
+            let (_, v) = self
+                .columns
+                .iter()
+                .find(|(c, _)| *c == name)
+                .ok_or_else(|| {
+                    SqlError::corrupt(
+                        op,
+                        format!("key column {name} of {} has no value", self.table),
+                    )
+                })?;
+            key.push(v.clone());
+            conditions.push(format!("{name} = ${}", key.len() + 1));
+        }
+        let sql = format!(
+            "UPDATE {} SET {blob} = {blob} || $1 WHERE {}",
+            self.table,
+            conditions.join(" AND "),
+            blob = self.blob_column,
+        );
+        Ok((sql, key))
+    }
 }
+
+/// The piece size of a large blob written through the PostgreSQL pool
+/// ([`Exec::insert_blob_row`]).
+const BLOB_PIECE_BYTES: usize = 8 << 20;
 
 #[async_trait]
 impl<C: ConnectionTrait> Exec for C {
@@ -229,11 +261,37 @@ impl<C: ConnectionTrait> Exec for C {
     }
 
     async fn insert_blob_row(&self, row: BlobRow<'_>, op: &'static str) -> SqlResult<bool> {
+        let backend = self.get_database_backend();
+        // PostgreSQL gets a large blob in pieces: the row with the first piece, then one
+        // append per piece, so neither the statement values nor sqlx's write buffer (which a
+        // connection keeps at its largest size) ever holds more than one piece. SQLite (the
+        // pool serves only in-memory databases and `sqlite_direct: false`) takes it whole.
+        let piece = match backend {
+            DbBackend::Postgres => BLOB_PIECE_BYTES,
+            _ => row.blob.len().max(1),
+        };
+        let mut pieces = row.blob.chunks(piece);
+        let first = pieces.next().unwrap_or(&[]);
         let sql = row.insert_sql(|n| format!("${n}"));
         let mut values = row.values();
-        values.push(bytes(row.blob.to_vec()));
-        let stmt = Statement::from_sql_and_values(self.get_database_backend(), sql, values);
-        Ok(self.execute_raw(stmt).await.op(op)?.rows_affected() > 0)
+        values.push(bytes(first.to_vec()));
+        let stmt = Statement::from_sql_and_values(backend, sql, values);
+        if self.execute_raw(stmt).await.op(op)?.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let (append, key) = row.append_sql(op)?;
+        for rest in pieces {
+            let mut values = vec![bytes(rest.to_vec())];
+            values.extend(key.iter().cloned());
+            let stmt = Statement::from_sql_and_values(backend, append.clone(), values);
+            if self.execute_raw(stmt).await.op(op)?.rows_affected() != 1 {
+                return Err(SqlError::corrupt(
+                    op,
+                    "a blob row vanished while being written",
+                ));
+            }
+        }
+        Ok(true)
     }
 }
 
