@@ -10,7 +10,7 @@
 //! [`DomainError`], which classifies failures as not found, conflict, invalid input or
 //! storage failure.
 //!
-//! With the `mock` feature every port has a [mockall] mock (`MockThreadRepository`, ...)
+//! With the `mock` feature every port has a [mockall](https://docs.rs/mockall) mock (`MockThreadRepository`, ...)
 //! for unit tests of code that depends on the ports.
 
 #![warn(missing_docs)]

@@ -6,7 +6,7 @@
 //!
 //! ## Design
 //!
-//! * **One state, one lock.** Every table lives in one [`State`] behind one mutex shared by all
+//! * **One state, one lock.** Every table lives in one `State` behind one mutex shared by all
 //!   ports of a [`MemoryBackend`]. A thread delete can therefore remove the thread's run events,
 //!   feedback, chat stream, branches, snapshots, token usage and checkpoints in one step, and a
 //!   concurrent reader sees the thread either whole or gone. The lock is a `std` mutex that is
@@ -20,9 +20,9 @@
 //! * **Time** comes from the injected [`Clock`], truncated to microseconds like the databases
 //!   keep it; caller-supplied instants (event `created_at`, usage `recorded_at`) are truncated the
 //!   same way so a value reads back equal on every backend.
-//! * **User scoping** (spec §0.2) follows [`UserScope::can_see`]: another user's rows read as
+//! * **User scoping** (spec §0.2) follows [`UserScope::can_see`](waymark_domain::UserScope::can_see): another user's rows read as
 //!   missing (`None`, `[]`, `0`, `false`), owner-less rows are visible only unscoped, writes stamp
-//!   [`UserScope::owner`].
+//!   [`UserScope::owner`](waymark_domain::UserScope::owner).
 //!
 //! ## Cross-backend input rules decided here
 //!

@@ -153,8 +153,8 @@ pub async fn payload_bytes_round_trip_exactly(b: &TestBackend) {
 }
 
 /// Values of several MiB (stores may insert them by another route than small ones, and write
-/// one of 17 MiB in pieces) come back byte for byte, next to small ones in the same put, and a second put carrying the same
-/// versions stores nothing twice and reads back the same.
+/// one of 17 MiB in pieces) come back byte for byte, next to small ones in the same put; a
+/// second put carrying the same versions stores nothing twice and reads back the same.
 pub async fn large_values_round_trip_exactly(b: &TestBackend) {
     let thread = thread_id();
     let big: Vec<u8> = (0..17 * 1024 * 1024 + 7)
