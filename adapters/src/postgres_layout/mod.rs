@@ -63,6 +63,9 @@ fn corrupt(operation: &'static str, why: impl std::fmt::Display) -> DomainError 
     DomainError::storage(format!("langgraph_postgres.{operation}"), why)
 }
 
+/// The piece size of a large channel blob written to `checkpoint_blobs` (see `put_in`).
+const BLOB_PIECE_BYTES: usize = 8 << 20;
+
 const SELECT_TUPLES: &str = "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, \
     c.parent_checkpoint_id, c.checkpoint::text AS checkpoint, c.metadata::text AS metadata, \
     b.channels AS blob_channels, b.types AS blob_types, b.blobs AS blob_values, \
@@ -214,8 +217,17 @@ impl LangGraphPostgresStore {
             let Some(version) = put.new_versions.get(channel) else {
                 continue;
             };
-            let version = to_python_json(&version_to_json(version)?, PyJsonStyle::Metadata);
-            sqlx::query(
+            let version = String::from_utf8_lossy(&to_python_json(
+                &version_to_json(version)?,
+                PyJsonStyle::Metadata,
+            ))
+            .into_owned();
+            // A large blob goes in pieces (the row with the first, then appends), so sqlx's
+            // write buffer, which a connection keeps at its largest size, never holds more
+            // than one piece (issue 11: a body costs at most about twice its size).
+            let mut pieces = value.bytes().chunks(BLOB_PIECE_BYTES);
+            let first = pieces.next().unwrap_or(&[]);
+            let inserted = sqlx::query(
                 "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob) \
                  VALUES ($1, $2, $3, ($4::jsonb #>> '{}'), $5, $6) \
                  ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING",
@@ -223,12 +235,28 @@ impl LangGraphPostgresStore {
             .bind(put.thread_id.as_str())
             .bind(put.namespace.as_str())
             .bind(channel.as_str())
-            .bind(String::from_utf8_lossy(&version).into_owned())
+            .bind(&version)
             .bind(value.type_tag())
-            .bind(value.bytes())
+            .bind(first)
             .execute(&mut **tx)
             .await
-            .map_err(db_err("put"))?;
+            .map_err(db_err("put"))?
+            .rows_affected()
+                > 0;
+            for piece in pieces.take_while(|_| inserted) {
+                sqlx::query(
+                    "UPDATE checkpoint_blobs SET blob = blob || $5 WHERE thread_id = $1 \
+                     AND checkpoint_ns = $2 AND channel = $3 AND version = ($4::jsonb #>> '{}')",
+                )
+                .bind(put.thread_id.as_str())
+                .bind(put.namespace.as_str())
+                .bind(channel.as_str())
+                .bind(&version)
+                .bind(piece)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err("put"))?;
+            }
         }
         let doc = to_python_json(&doc, PyJsonStyle::Metadata);
         let metadata = to_python_json(&metadata, PyJsonStyle::Metadata);
