@@ -305,15 +305,11 @@ impl Exec for DirectConn<'_> {
         let mut values = row.values();
         values.push(Value::BigInt(Some(len)));
         let mut rowid = None;
-        self.run(
-            &Statement::from_sql_and_values(sea_orm::DbBackend::Sqlite, sql, values),
-            op,
-            |r| {
-                if let Some(SqliteValue::Integer(id)) = r.values.first() {
-                    rowid = Some(*id);
-                }
-            },
-        )?;
+        self.run(&super::db::Kind::Sqlite.stmt(sql, values), op, |r| {
+            if let Some(SqliteValue::Integer(id)) = r.values.first() {
+                rowid = Some(*id);
+            }
+        })?;
         let Some(rowid) = rowid else {
             return Ok(false);
         };

@@ -338,23 +338,29 @@ impl ThreadRepository for SqlThreadRepository {
         if let Some(t) = self.read_row(id, OP).await? {
             return Ok(scope.can_see(t.owner.as_ref()).then_some(t));
         }
+        // On a SQLite file, on the checkpoint writer's connection, so a claim and the put that
+        // follows it never wait for each other's lock.
         #[cfg(feature = "sqlite")]
-        if let Some(direct) = &self.shared.direct {
-            // On the checkpoint writer's connection, so a claim and the put that follows it
-            // never wait for each other's lock.
-            let repo = Self::new(self.shared.clone());
-            let (owner_scope, id) = (scope.clone(), id.clone());
-            let stored = direct
-                .write(OP, move |c| {
-                    direct::complete(repo.insert_claim(c, &owner_scope, &id, OP))
-                })
-                .await?;
-            return Ok(stored.filter(|t| scope.can_see(t.owner.as_ref())));
-        }
-        Ok(self
+        let stored = match &self.shared.direct {
+            Some(direct) => {
+                let repo = Self::new(self.shared.clone());
+                let (owner_scope, id) = (scope.clone(), id.clone());
+                direct
+                    .write(OP, move |c| {
+                        direct::complete(repo.insert_claim(c, &owner_scope, &id, OP))
+                    })
+                    .await?
+            }
+            None => {
+                self.insert_claim(&self.shared.db.conn, scope, id, OP)
+                    .await?
+            }
+        };
+        #[cfg(not(feature = "sqlite"))]
+        let stored = self
             .insert_claim(&self.shared.db.conn, scope, id, OP)
-            .await?
-            .filter(|t| scope.can_see(t.owner.as_ref())))
+            .await?;
+        Ok(stored.filter(|t| scope.can_see(t.owner.as_ref())))
     }
 
     async fn check_access(

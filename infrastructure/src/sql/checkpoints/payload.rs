@@ -153,22 +153,18 @@ impl PayloadCache {
         })
     }
 
-    /// Whether a payload of `len` bytes may be cached (callers skip copying one that may not).
+    /// Whether a payload of `len` bytes may be cached. Writers ask before copying a value
+    /// for the cache and record only those it admits; an older entry of the channel stays a
+    /// valid base, since a delta is taken only when the new value extends it.
     pub(crate) fn admits(len: usize) -> bool {
         len <= CACHE_ENTRY_BYTES
     }
 
-    /// Records the payload just written for a channel, evicting the least recently used
-    /// entries beyond the byte budget. A payload too large to cache replaces nothing: the
-    /// channel's older entry is dropped, so no stale base outlives it.
+    /// Records the payload just written for a channel (one [`Self::admits`]), evicting the
+    /// least recently used entries beyond the byte budget.
     pub(crate) fn put(&self, key: Key, payload: CachedPayload) {
+        debug_assert!(Self::admits(payload.bytes.len()), "callers check admits");
         let mut s = self.lock();
-        if !Self::admits(payload.bytes.len()) {
-            if let Some((_, old)) = s.map.remove(&key) {
-                s.bytes -= old.bytes.len();
-            }
-            return;
-        }
         s.clock += 1;
         let now = s.clock;
         s.bytes += payload.bytes.len();

@@ -33,6 +33,12 @@ struct NewPayload<'a> {
     delta: Option<(Vec<u8>, payload::CachedPayload)>,
 }
 
+/// A delta-cache entry to record after a put commits.
+type CacheUpdate = (
+    (ThreadId, CheckpointNamespace, ChannelName),
+    payload::CachedPayload,
+);
+
 /// A pending-write row key within a checkpoint.
 type WriteKey = (String, i64);
 
@@ -54,35 +60,46 @@ impl SqlCheckpointRepository {
                 checkpoint_id: p.checkpoint.id.clone(),
             })
             .collect();
+        // On a SQLite file the whole transaction is one closure on the direct writer.
         #[cfg(feature = "sqlite")]
         if let Some(direct) = &self.shared.direct {
             let repo = Self::new(self.shared.clone());
-            let cache_updates = direct
+            let updates = direct
                 .write(OP, move |c| {
-                    direct::complete(async {
-                        let mut cache_updates = Vec::new();
-                        for put in &puts {
-                            repo.write_put(c, put, &mut cache_updates, OP).await?;
-                        }
-                        Ok(cache_updates)
-                    })
+                    direct::complete(repo.write_put_all(c, &puts, OP))
                 })
                 .await?;
-            for (key, entry) in cache_updates {
-                self.shared.payload_cache.put(key, entry);
-            }
+            self.record_cache(updates);
             return Ok(refs);
         }
         let txn = self.shared.db.begin_write(OP).await?;
-        let mut cache_updates = Vec::new();
-        for put in &puts {
-            self.write_put(&txn, put, &mut cache_updates, OP).await?;
-        }
+        let updates = self.write_put_all(&txn, &puts, OP).await?;
         txn.commit().await.op(OP)?;
-        for (key, entry) in cache_updates {
+        self.record_cache(updates);
+        Ok(refs)
+    }
+
+    /// Records a committed batch's cache entries (only after commit: a cached base is always
+    /// a stored payload).
+    fn record_cache(&self, updates: Vec<CacheUpdate>) {
+        for (key, entry) in updates {
             self.shared.payload_cache.put(key, entry);
         }
-        Ok(refs)
+    }
+
+    /// Every put of a batch inside the caller's transaction; returns the cache entries to
+    /// record once it commits.
+    async fn write_put_all<C: Exec>(
+        &self,
+        c: &C,
+        puts: &[CheckpointPut],
+        op: &'static str,
+    ) -> SqlResult<Vec<CacheUpdate>> {
+        let mut cache_updates = Vec::new();
+        for put in puts {
+            self.write_put(c, put, &mut cache_updates, op).await?;
+        }
+        Ok(cache_updates)
     }
 
     pub(super) async fn write_pending(&self, batch: WriteBatch) -> DomainResult<()> {
@@ -138,10 +155,7 @@ impl SqlCheckpointRepository {
         &self,
         c: &C,
         put: &CheckpointPut,
-        cache_updates: &mut Vec<(
-            (ThreadId, CheckpointNamespace, ChannelName),
-            payload::CachedPayload,
-        )>,
+        cache_updates: &mut Vec<CacheUpdate>,
         op: &'static str,
     ) -> SqlResult<()> {
         let cp = &put.checkpoint;
