@@ -12,6 +12,8 @@
 //! [`CheckpointKeyOrder`] that [`decompose_checkpoint_blob_ordered`] returns and pass it to
 //! [`compose_checkpoint_blob_ordered`].
 
+use std::borrow::Cow;
+
 use indexmap::IndexMap;
 use waymark_domain::checkpoint::{ChannelVersion, ChannelVersions, Checkpoint, TypedValue};
 use waymark_domain::{ChannelName, CheckpointId};
@@ -20,7 +22,7 @@ use super::error::CodecError;
 use super::read::{Reader, validate_msgpack};
 use super::value::{Value, Width};
 use super::write::{
-    write_array_header, write_map_header, write_plain_bin, write_plain_str, write_value,
+    write_array_header, write_bin_header, write_map_header, write_plain_str, write_value,
 };
 
 const V: &str = "v";
@@ -141,36 +143,55 @@ pub fn compose_checkpoint_blob_ordered(
     checkpoint: &Checkpoint,
     order: &CheckpointKeyOrder,
 ) -> Result<Vec<u8>, CodecError> {
+    checkpoint_blob_parts_ordered(checkpoint, order).map(|parts| parts.concat())
+}
+
+/// The blob of [`compose_checkpoint_blob`] as pieces that borrow the large channel values.
+///
+/// A store that can write a blob in place (SQLite's incremental blob I/O) learns the length
+/// first and then writes the pieces one by one, so a large value is never copied into a
+/// second whole-blob buffer.
+pub fn checkpoint_blob_parts(
+    checkpoint: &Checkpoint,
+) -> Result<CheckpointBlobParts<'_>, CodecError> {
+    checkpoint_blob_parts_ordered(checkpoint, &CheckpointKeyOrder::pregel())
+}
+
+/// [`checkpoint_blob_parts`] with the top-level keys in `order`.
+pub fn checkpoint_blob_parts_ordered<'a>(
+    checkpoint: &'a Checkpoint,
+    order: &CheckpointKeyOrder,
+) -> Result<CheckpointBlobParts<'a>, CodecError> {
     let keys = order.resolve(checkpoint);
-    let mut out = Vec::with_capacity(checkpoint.payload_len() + 256);
-    write_map_header(&mut out, Width::Minimal, keys.len());
+    let mut out = CheckpointBlobParts::default();
+    write_map_header(out.open(), Width::Minimal, keys.len());
     for key in keys {
-        write_plain_str(&mut out, key);
+        write_plain_str(out.open(), key);
         match key {
-            V => write_value(&mut out, &Value::from(checkpoint.v)),
-            TS => write_plain_str(&mut out, &checkpoint.ts),
-            ID => write_plain_str(&mut out, checkpoint.id.as_str()),
+            V => write_value(out.open(), &Value::from(checkpoint.v)),
+            TS => write_plain_str(out.open(), &checkpoint.ts),
+            ID => write_plain_str(out.open(), checkpoint.id.as_str()),
             CHANNEL_VALUES => {
-                write_map_header(&mut out, Width::Minimal, checkpoint.channel_values.len());
+                write_map_header(out.open(), Width::Minimal, checkpoint.channel_values.len());
                 for (channel, value) in &checkpoint.channel_values {
-                    write_plain_str(&mut out, channel.as_str());
+                    write_plain_str(out.open(), channel.as_str());
                     embed(&mut out, channel.as_str(), value)?;
                 }
             }
-            CHANNEL_VERSIONS => write_versions(&mut out, &checkpoint.channel_versions),
+            CHANNEL_VERSIONS => write_versions(out.open(), &checkpoint.channel_versions),
             VERSIONS_SEEN => {
-                write_map_header(&mut out, Width::Minimal, checkpoint.versions_seen.len());
+                write_map_header(out.open(), Width::Minimal, checkpoint.versions_seen.len());
                 for (node, versions) in &checkpoint.versions_seen {
-                    write_plain_str(&mut out, node);
-                    write_versions(&mut out, versions);
+                    write_plain_str(out.open(), node);
+                    write_versions(out.open(), versions);
                 }
             }
             UPDATED_CHANNELS => match &checkpoint.updated_channels {
-                None => write_value(&mut out, &Value::Nil),
+                None => write_value(out.open(), &Value::Nil),
                 Some(channels) => {
-                    write_array_header(&mut out, Width::Minimal, channels.len());
+                    write_array_header(out.open(), Width::Minimal, channels.len());
                     for c in channels {
-                        write_plain_str(&mut out, c.as_str());
+                        write_plain_str(out.open(), c.as_str());
                     }
                 }
             },
@@ -182,21 +203,92 @@ pub fn compose_checkpoint_blob_ordered(
             }
         }
     }
+    out.close();
     Ok(out)
 }
 
+/// Values at least this long are borrowed rather than copied into a piece.
+const BORROW_FROM: usize = 4096;
+
+/// A checkpoint blob as consecutive pieces: small encoded parts owned, large channel values
+/// borrowed from the checkpoint.
+#[derive(Debug, Default)]
+pub struct CheckpointBlobParts<'a> {
+    pieces: Vec<Cow<'a, [u8]>>,
+    open: Vec<u8>,
+    len: usize,
+}
+
+impl<'a> CheckpointBlobParts<'a> {
+    /// The length of the whole blob in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the blob is empty (never, for a composed checkpoint).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pieces in order; concatenated they are the blob.
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        self.pieces.iter().map(|p| p.as_ref())
+    }
+
+    /// The whole blob in one buffer.
+    pub fn concat(&self) -> Vec<u8> {
+        let mut blob = Vec::with_capacity(self.len);
+        for piece in &self.pieces {
+            blob.extend_from_slice(piece);
+        }
+        blob
+    }
+
+    /// The piece being encoded into.
+    fn open(&mut self) -> &mut Vec<u8> {
+        &mut self.open
+    }
+
+    /// Appends `bytes` as they are: copied when small, borrowed when large.
+    fn append(&mut self, bytes: &'a [u8]) {
+        if bytes.len() < BORROW_FROM {
+            self.open.extend_from_slice(bytes);
+        } else {
+            self.close();
+            self.len += bytes.len();
+            self.pieces.push(Cow::Borrowed(bytes));
+        }
+    }
+
+    /// Ends the open piece.
+    fn close(&mut self) {
+        if !self.open.is_empty() {
+            let piece = std::mem::take(&mut self.open);
+            self.len += piece.len();
+            self.pieces.push(Cow::Owned(piece));
+        }
+    }
+}
+
 /// Writes a typed value inside the blob (spec §3.3 step 2.2).
-fn embed(out: &mut Vec<u8>, key: &str, value: &TypedValue) -> Result<(), CodecError> {
+fn embed<'a>(
+    out: &mut CheckpointBlobParts<'a>,
+    key: &str,
+    value: &'a TypedValue,
+) -> Result<(), CodecError> {
     match value.type_tag() {
         TypedValue::MSGPACK => {
             validate_msgpack(value.bytes()).map_err(|e| CodecError::Invalid {
                 field: format!("channel_values.{key}"),
                 reason: e.to_string(),
             })?;
-            out.extend_from_slice(value.bytes());
+            out.append(value.bytes());
         }
-        TypedValue::NULL => write_value(out, &Value::Nil),
-        TypedValue::BYTES | TypedValue::BYTEARRAY => write_plain_bin(out, value.bytes()),
+        TypedValue::NULL => write_value(out.open(), &Value::Nil),
+        TypedValue::BYTES | TypedValue::BYTEARRAY => {
+            write_bin_header(out.open(), value.bytes().len());
+            out.append(value.bytes());
+        }
         tag => {
             return Err(CodecError::Unembeddable {
                 key: key.to_owned(),

@@ -26,8 +26,9 @@ mod value;
 mod write;
 
 pub use checkpoint_blob::{
-    CheckpointKeyOrder, compose_checkpoint_blob, compose_checkpoint_blob_ordered,
-    decompose_checkpoint_blob, decompose_checkpoint_blob_ordered,
+    CheckpointBlobParts, CheckpointKeyOrder, checkpoint_blob_parts, checkpoint_blob_parts_ordered,
+    compose_checkpoint_blob, compose_checkpoint_blob_ordered, decompose_checkpoint_blob,
+    decompose_checkpoint_blob_ordered,
 };
 pub use error::CodecError;
 pub use ext::{ExtCode, ExtView, build as ext_build};

@@ -155,16 +155,16 @@ fn write_bin(out: &mut Vec<u8>, b: &Bin) {
     out.extend_from_slice(&b.data);
 }
 
-/// Appends raw bytes as a minimal msgpack binary (used by blob composition).
-pub(crate) fn write_plain_bin(out: &mut Vec<u8>, data: &[u8]) {
-    let width = effective_width(Kind::Bin, Width::Minimal, data.len());
+/// Appends the minimal msgpack binary header for `len` bytes of data (used by blob
+/// composition, which appends the data itself).
+pub(crate) fn write_bin_header(out: &mut Vec<u8>, len: usize) {
+    let width = effective_width(Kind::Bin, Width::Minimal, len);
     out.push(match width {
         Width::W8 => Marker::Bin8.to_u8(),
         Width::W16 => Marker::Bin16.to_u8(),
         _ => Marker::Bin32.to_u8(),
     });
-    write_len(out, width, data.len());
-    out.extend_from_slice(data);
+    write_len(out, width, len);
 }
 
 /// Appends an array header for `len` elements.

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sea_orm::sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow,
+    LockedSqliteHandle, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow,
 };
 use sea_orm::sqlx::{self, Arguments, AssertSqlSafe, Row, Sqlite, Transaction};
 use waymark_domain::checkpoint::prune::{PruneRow, TASKS_CHANNEL, plan_keep_latest};
@@ -35,7 +35,9 @@ use waymark_domain::ids::{
 use waymark_domain::json::JsonValue;
 
 use crate::codec::pyjson::{PyJsonStyle, to_python_json};
-use crate::codec::{compose_checkpoint_blob, decompose_checkpoint_blob, python_json_bytes};
+use crate::codec::{
+    CheckpointBlobParts, checkpoint_blob_parts, decompose_checkpoint_blob, python_json_bytes,
+};
 
 /// How long a write waits for a lock held by another process (a Python saver on the same
 /// file) before failing.
@@ -48,6 +50,11 @@ const CAPABILITIES: CheckpointCapabilities = CheckpointCapabilities {
     embeds_channel_values: true,
     refuses_nul_in_filters: false,
 };
+
+/// Checkpoint blobs at least this long are written in place ([`fill_row_in_place`]) rather
+/// than bound: a bound blob is copied by sqlx's binding and again into SQLite's record, so a
+/// 100 MiB value would cost several times its size in memory.
+const LARGE_BLOB: usize = 1 << 20;
 
 /// Largest number of bound ids per statement (well under SQLite's variable limit).
 const CHUNK: usize = 500;
@@ -215,25 +222,47 @@ impl LangGraphSqliteStore {
     ) -> DomainResult<CheckpointRef> {
         CAPABILITIES.check_put(put)?;
         // The blob SqliteSaver writes: every value embedded, pregel's key order (spec §3.3).
-        let blob = compose_checkpoint_blob(&put.checkpoint)
+        let blob = checkpoint_blob_parts(&put.checkpoint)
             .map_err(|e| DomainError::invalid("checkpoint", e.to_string()))?;
         // `json.dumps(metadata, ensure_ascii=False)` bytes, stored as a BLOB (spec §3.4).
         let metadata = python_json_bytes(&JsonValue::Object(put.metadata.0.clone()))
             .map_err(|e| DomainError::invalid("metadata", e.to_string()))?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, \
-             parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(put.thread_id.as_str())
-        .bind(put.namespace.as_str())
-        .bind(put.checkpoint.id.as_str())
-        .bind(put.parent_id.as_ref().map(CheckpointId::as_str))
-        .bind(TypedValue::MSGPACK)
-        .bind(blob)
-        .bind(metadata)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err("put"))?;
+        let large = blob.len() >= LARGE_BLOB;
+        let query = if large {
+            // The row with blobs of zeros of the right lengths, filled in place below. The
+            // metadata is a zeroblob too: SQLite keeps zeros unmaterialized only at the end
+            // of a record, and `metadata` follows `checkpoint`.
+            sqlx::query(
+                "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, \
+                 parent_checkpoint_id, type, checkpoint, metadata) \
+                 VALUES (?, ?, ?, ?, ?, zeroblob(?), zeroblob(?))",
+            )
+        } else {
+            sqlx::query(
+                "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, \
+                 parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+        };
+        let query = query
+            .bind(put.thread_id.as_str())
+            .bind(put.namespace.as_str())
+            .bind(put.checkpoint.id.as_str())
+            .bind(put.parent_id.as_ref().map(CheckpointId::as_str))
+            .bind(TypedValue::MSGPACK);
+        let query = if large {
+            let too_large = |_| DomainError::invalid("checkpoint", "the checkpoint is too large");
+            query
+                .bind(i64::try_from(blob.len()).map_err(too_large)?)
+                .bind(i64::try_from(metadata.len()).map_err(too_large)?)
+        } else {
+            query.bind(blob.concat()).bind(&metadata[..])
+        };
+        let inserted = query.execute(&mut **tx).await.map_err(db_err("put"))?;
+        if large {
+            let mut handle = tx.lock_handle().await.map_err(db_err("put"))?;
+            fill_row_in_place(&mut handle, inserted.last_insert_rowid(), &blob, &metadata)
+                .map_err(|e| DomainError::storage("langgraph_sqlite.put", e))?;
+        }
         Ok(CheckpointRef {
             thread_id: put.thread_id.clone(),
             namespace: put.namespace.clone(),
@@ -437,6 +466,34 @@ impl LangGraphSqliteStore {
         }
         tx.commit().await.map_err(db_err("prune"))
     }
+}
+
+/// Writes `blob` and `metadata` into the `checkpoint` and `metadata` columns of row `rowid`,
+/// which hold zeroblobs of exactly their lengths, through SQLite's incremental blob I/O on
+/// sqlx's own connection (so inside the caller's transaction). Only the pieces are read; no
+/// whole-blob copy is made.
+fn fill_row_in_place(
+    handle: &mut LockedSqliteHandle<'_>,
+    rowid: i64,
+    blob: &CheckpointBlobParts<'_>,
+    metadata: &[u8],
+) -> rusqlite::Result<()> {
+    // SAFETY: the locked handle gives exclusive use of sqlx's open connection until it is
+    // dropped, and it outlives `conn`, which borrows the handle without owning it (a
+    // `from_handle` connection never closes the handle it was given).
+    let conn = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+    let open = |column| conn.blob_open(rusqlite::MAIN_DB, c"checkpoints", column, rowid, false);
+    let mut cell = open(c"checkpoint")?;
+    let mut at = 0;
+    for piece in blob.pieces() {
+        cell.write_all_at(piece, at)?;
+        at += piece.len();
+    }
+    cell.close()?;
+    let mut cell = open(c"metadata")?;
+    cell.write_all_at(metadata, 0)?;
+    cell.close()?;
+    conn.close().map_err(|(_, e)| e)
 }
 
 fn write_from_row(row: &SqliteRow) -> DomainResult<PendingWrite> {
