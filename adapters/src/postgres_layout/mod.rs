@@ -327,12 +327,13 @@ impl LangGraphPostgresStore {
             let sends = sqlx::query(
                 "SELECT cw.thread_id, cw.checkpoint_id, coalesce(cw.type, '') AS type, cw.blob \
                  FROM checkpoint_writes cw \
-                 WHERE cw.channel = '__pregel_tasks' AND (cw.thread_id, cw.checkpoint_id) IN \
+                 WHERE cw.channel = $3 AND (cw.thread_id, cw.checkpoint_id) IN \
                    (SELECT * FROM unnest($1::text[], $2::text[])) \
                  ORDER BY cw.task_path, cw.task_id, cw.idx",
             )
             .bind(&threads)
             .bind(&parents)
+            .bind(TASKS_CHANNEL)
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err(operation))?;
