@@ -18,7 +18,9 @@
 //! characters each, msgpack-encoded, growing by two per step, plus a few small channels):
 //!
 //! * W1: one thread, N steps of `put` + `put_writes` (steps/s, p50/p99 per call);
-//! * W2: `get_tuple` latest, 500x; W3: `get_tuple` by a random id, 500x;
+//! * W2: `get_tuple` latest, 500x (served by the delta cache of the process that wrote it),
+//!   and again 500x through a second connection, as another process with no cache;
+//!   W3: `get_tuple` by a random id, 500x;
 //! * W4: `list` limit 20, 200x, and the full list;
 //! * W5: 1,000 threads x 5 steps; W6: 16 concurrent writers x 50 steps;
 //! * flatness: `get_tuple` latest and by id on threads of 10, 100 and 1,000 checkpoints whose
@@ -313,11 +315,20 @@ struct Subject {
     connected: Connected,
     cleanup: Option<Box<dyn FnOnce() + Send>>,
     schema: Option<String>,
+    /// Where a second connection to the same database opens (not for `memory`).
+    reopen: Option<(String, ConnectOptions)>,
 }
 
 impl Subject {
     fn stores(&self) -> &Stores {
         &self.connected.stores
+    }
+
+    /// A second connection to the same database, as another process would hold: its caches
+    /// start empty, so its reads are served by the rows alone.
+    async fn second_connection(&self) -> Option<Connected> {
+        let (url, options) = self.reopen.clone()?;
+        Some(connect(&url, options).await.expect("second connection"))
     }
 
     async fn stored_bytes(&self) -> Option<u64> {
@@ -352,6 +363,7 @@ async fn open(name: &'static str) -> Option<Subject> {
             connected: connect("memory://", options).await.ok()?,
             cleanup: None,
             schema: None,
+            reopen: None,
         }),
         "sqlite-file" | "sqlite-file-full" => {
             let path = std::env::temp_dir().join(format!(
@@ -372,8 +384,9 @@ async fn open(name: &'static str) -> Option<Subject> {
                 path.display(),
                 options.sqlite_direct
             );
-            let connected = connect(&url, options).await.expect("sqlite");
+            let connected = connect(&url, options.clone()).await.expect("sqlite");
             Some(Subject {
+                reopen: Some((url, options)),
                 name,
                 connected,
                 cleanup: Some(Box::new(move || {
@@ -390,12 +403,14 @@ async fn open(name: &'static str) -> Option<Subject> {
             let schema = format!("wm_bench_{}", uuid::Uuid::new_v4().simple());
             options.postgres_schema = Some(schema.clone());
             options.pool_size = 20;
+            let second = options.clone();
             match tokio::time::timeout(Duration::from_secs(10), connect(&url, options)).await {
                 Ok(Ok(connected)) => Some(Subject {
                     name,
                     connected,
                     cleanup: None,
                     schema: Some(schema),
+                    reopen: Some((url, second)),
                 }),
                 _ => {
                     eprintln!("postgres: no server answers at {url}; skipped");
@@ -437,6 +452,19 @@ async fn checkpoint_workloads(s: &Subject, scale: Scale) -> serde_json::Value {
         let tuple = cps.get_tuple(&thread, &root, None).await.expect("get");
         latest.push(t.elapsed());
         assert!(tuple.is_some());
+    }
+    // W2 again through a second connection (another process): no cache to serve from.
+    let mut latest_cold = Samples::default();
+    if let Some(second) = s.second_connection().await {
+        let cold = second.stores.checkpoints.clone();
+        for _ in 0..scale.reads {
+            let t = Instant::now();
+            let tuple = cold.get_tuple(&thread, &root, None).await.expect("get");
+            latest_cold.push(t.elapsed());
+            assert!(tuple.is_some());
+        }
+        drop(cold);
+        second.close().await.expect("close");
     }
     // W3
     let mut rng = Rng(7);
@@ -507,6 +535,7 @@ async fn checkpoint_workloads(s: &Subject, scale: Scale) -> serde_json::Value {
             "put_writes": writes_lat.json(),
         },
         "w2_get_latest": latest.json(),
+        "w2_get_latest_second_connection": latest_cold.json(),
         "w3_get_by_id": by_id.json(),
         "w4_list_20": list20.json(),
         "w4_list_all": list_all.json(),
@@ -678,6 +707,15 @@ fn print(name: &str, c: &serde_json::Value, e: &serde_json::Value) {
     println!("{}", row("W1 put", &c["w1"]["put"]));
     println!("{}", row("W1 put_writes", &c["w1"]["put_writes"]));
     println!("{}", row("W2 get latest", &c["w2_get_latest"]));
+    if c["w2_get_latest_second_connection"]["n"].as_u64() > Some(0) {
+        println!(
+            "{}",
+            row(
+                "W2 ... another connection",
+                &c["w2_get_latest_second_connection"]
+            )
+        );
+    }
     println!("{}", row("W3 get by id", &c["w3_get_by_id"]));
     println!("{}", row("W4 list limit 20", &c["w4_list_20"]));
     println!("{}", row("W4 list all", &c["w4_list_all"]));

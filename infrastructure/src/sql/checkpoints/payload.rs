@@ -93,6 +93,10 @@ pub(crate) fn apply_chain(base: &[u8], deltas: &[&[u8]]) -> Option<Vec<u8>> {
 pub(crate) struct CachedPayload {
     /// Its version text.
     pub version: String,
+    /// Its serializer tag.
+    pub type_tag: String,
+    /// The nonce its row was inserted with (see `m0011_payload_nonce`).
+    pub nonce: i64,
     /// The whole payload.
     pub bytes: Arc<Vec<u8>>,
     /// Deltas between it and its snapshot (0 for a snapshot).
@@ -105,9 +109,16 @@ pub(crate) struct CachedPayload {
 
 impl CachedPayload {
     /// A payload stored whole.
-    pub(crate) fn snapshot(version: String, bytes: Arc<Vec<u8>>) -> Self {
+    pub(crate) fn snapshot(
+        version: String,
+        type_tag: String,
+        nonce: i64,
+        bytes: Arc<Vec<u8>>,
+    ) -> Self {
         Self {
             version,
+            type_tag,
+            nonce,
             snapshot_len: bytes.len(),
             bytes,
             depth: 0,
@@ -117,6 +128,13 @@ impl CachedPayload {
 }
 
 type Key = (ThreadId, CheckpointNamespace, ChannelName);
+
+/// A fresh payload-row nonce: random, never 0 (the mark of rows older than the column and of
+/// copies, which no cache entry names).
+pub(crate) fn new_nonce() -> i64 {
+    let (high, _) = uuid::Uuid::new_v4().as_u64_pair();
+    ((high >> 1) as i64).max(1)
+}
 
 #[derive(Default)]
 struct CacheState {

@@ -123,6 +123,83 @@ impl PayloadSet {
 }
 
 impl SqlCheckpointRepository {
+    /// The values of `keys` this process wrote last, from the delta cache, and the keys left
+    /// to read. The latest checkpoint, read right after its put, then needs no walk down its
+    /// delta chains. A cached value is used only while the row under its key still carries
+    /// the nonce this process inserted it with (one probe per key, in one statement): that
+    /// row, and the chain below it, hold exactly the cached value, while a row deleted and
+    /// written again by another process does not qualify.
+    async fn payloads_from_cache<C: Exec>(
+        &self,
+        c: &C,
+        thread_id: &ThreadId,
+        ns: &CheckpointNamespace,
+        keys: BTreeSet<(String, String)>,
+        op: &'static str,
+    ) -> SqlResult<(PayloadSet, BTreeSet<(String, String)>)> {
+        let cache = &self.shared.payload_cache;
+        let mut cached = Vec::new();
+        let mut missing = BTreeSet::new();
+        for key in keys {
+            let hit = ChannelName::parse(key.0.as_str())
+                .ok()
+                .and_then(|channel| cache.get(thread_id, ns, &channel))
+                .filter(|entry| entry.version == key.1);
+            match hit {
+                Some(entry) => cached.push((key, entry)),
+                None => {
+                    missing.insert(key);
+                }
+            }
+        }
+        let mut set = PayloadSet::default();
+        if cached.is_empty() {
+            return Ok((set, missing));
+        }
+        let kind = self.kind();
+        let mut q = Sql::new("WITH want (channel, version, nonce) AS (VALUES ");
+        for (i, ((channel, version), entry)) in cached.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" })
+                .val(text(channel.clone()))
+                .push(", ")
+                .val(text(version.clone()))
+                .push(", ")
+                .val(int(entry.nonce))
+                .push(")");
+        }
+        let t = q.bind(text(thread_id.as_str()));
+        let n = q.bind(text(ns.as_str()));
+        // One primary-key probe per key (see `payload_query` for why the join is spelled so).
+        q.push(&match kind {
+            Kind::Sqlite => format!(
+                ") SELECT p.channel, p.version FROM want w CROSS JOIN waymark_checkpoint_payloads p \
+                 WHERE p.thread_id = {t} AND p.ns = {n} AND p.channel = w.channel \
+                 AND p.version = w.version AND p.nonce = w.nonce"
+            ),
+            Kind::Postgres => format!(
+                ") SELECT p.channel, p.version FROM want w CROSS JOIN LATERAL (SELECT channel, \
+                 version, nonce FROM waymark_checkpoint_payloads WHERE thread_id = {t} \
+                 AND ns = {n} AND channel = w.channel AND version = w.version LIMIT 1) p \
+                 WHERE p.nonce = w.nonce"
+            ),
+        });
+        let mut verified = BTreeSet::new();
+        for row in db::all(c, q.build(kind), op).await? {
+            let r = Row::new(&row, kind, op);
+            verified.insert((r.text("channel")?, r.text("version")?));
+        }
+        for (key, entry) in cached {
+            if verified.contains(&key) {
+                let value = TypedValue::new(entry.type_tag, entry.bytes.as_ref().clone())
+                    .map_err(|e| SqlError::corrupt(op, e))?;
+                set.built.insert(key, value);
+            } else {
+                missing.insert(key);
+            }
+        }
+        Ok((set, missing))
+    }
+
     /// Fetches the payload rows for `keys` of one namespace and every delta base they need.
     async fn fetch_payloads<C: Exec>(
         &self,
@@ -346,17 +423,18 @@ impl SqlCheckpointRepository {
             .filter(|(ch, _)| !body.checkpoint.channel_values.contains_key(*ch))
             .map(|(ch, ver)| (ch.as_str().to_owned(), ver.as_key_text()))
             .collect();
-        let mut payloads = if keys.is_empty() {
-            PayloadSet::default()
-        } else {
+        let (mut payloads, keys) = self
+            .payloads_from_cache(conn, thread_id, namespace, keys, OP)
+            .await?;
+        if !keys.is_empty() {
             let (set, seen) = self
                 .fetch_payloads_guarded(conn, thread_id, namespace, &keys, Some(&row.id), OP)
                 .await?;
             if seen.as_deref() != Some(row.body.as_slice()) {
                 return Ok(None);
             }
-            set
-        };
+            payloads.rows = set.rows;
+        }
         let values = fill_values(&body, &mut payloads, OP)?;
         let mut checkpoint = body.checkpoint;
         checkpoint.channel_values = values;

@@ -364,6 +364,99 @@ async fn payload_reads_probe_the_primary_key(b: &SqlBackend) {
     assert!(!plan.iter().any(|d| d.starts_with("SCAN p")), "{plan:?}");
 }
 
+/// Another process deletes a thread and writes it again under the same ids and versions but
+/// other values: this process then reads the new values, not those it cached, and a value
+/// that extends what it wrote before is not stored as a delta over the replaced row.
+async fn a_thread_rewritten_elsewhere_is_not_taken_from_the_cache(
+    b: &SqlBackend,
+    other: &SqlBackend,
+) {
+    let thread = ThreadId::parse("rewritten").unwrap();
+    let root = CheckpointNamespace::root();
+    let cps = b.stores().checkpoints;
+    cps.put(put("rewritten", "r-1", None, messages(3, 1), "r"))
+        .await
+        .unwrap();
+    let latest = cps.get_tuple(&thread, &root, None).await.unwrap().unwrap();
+    assert_eq!(
+        latest.checkpoint.channel_values[&ch()].bytes(),
+        messages(3, 1)
+    );
+    let elsewhere = other.stores().checkpoints;
+    elsewhere.delete_thread(&thread).await.unwrap();
+    elsewhere
+        .put(put("rewritten", "r-1", None, messages(3, 2), "r"))
+        .await
+        .unwrap();
+    let latest = cps.get_tuple(&thread, &root, None).await.unwrap().unwrap();
+    assert_eq!(
+        latest.checkpoint.channel_values[&ch()].bytes(),
+        messages(3, 2)
+    );
+    cps.put(put("rewritten", "r-2", Some("r-1"), messages(5, 1), "r"))
+        .await
+        .unwrap();
+    for stores in [b.stores(), other.stores()] {
+        assert_eq!(
+            value_of(&stores, "rewritten", "r-2").await.unwrap(),
+            messages(5, 1)
+        );
+        assert_eq!(
+            value_of(&stores, "rewritten", "r-1").await.unwrap(),
+            messages(3, 2)
+        );
+    }
+}
+
+/// The latest checkpoint, read by the process that wrote it, is served from the delta cache
+/// (its rows are checked, not read): a value changed behind the store's back under the same
+/// key and nonce shows only to a second process, which has no cache.
+async fn the_latest_value_written_here_is_read_from_the_cache(b: &SqlBackend, other: &SqlBackend) {
+    let thread = ThreadId::parse("cached").unwrap();
+    let root = CheckpointNamespace::root();
+    grow(&b.stores(), "cached", 5).await;
+    let db = &b.shared.db;
+    crate::sql::db::exec(
+        &db.conn,
+        db.kind.stmt(
+            "UPDATE waymark_checkpoint_payloads SET data = $1 WHERE thread_id = $2 AND version = $3",
+            vec![
+                crate::sql::db::bytes(messages(1, 7)),
+                crate::sql::db::text("cached"),
+                crate::sql::db::text(format!("v-{}", id(4))),
+            ],
+        ),
+        "test",
+    )
+    .await
+    .unwrap();
+    let read = |stores: Stores| {
+        let (thread, root) = (thread.clone(), root.clone());
+        async move {
+            stores
+                .checkpoints
+                .get_tuple(&thread, &root, None)
+                .await
+                .unwrap()
+                .unwrap()
+                .checkpoint
+                .channel_values[&ch()]
+                .bytes()
+                .to_vec()
+        }
+    };
+    assert_eq!(
+        read(b.stores()).await,
+        messages(10, 0),
+        "served from the cache"
+    );
+    assert_ne!(
+        read(other.stores()).await,
+        messages(10, 0),
+        "read from the rows"
+    );
+}
+
 fn options() -> ConnectOptions {
     ConnectOptions {
         pool_size: 4,
@@ -405,6 +498,8 @@ async fn sqlite_file() {
     copies_carry_their_bases(&b).await;
     a_cold_cache_continues_a_thread(&b, &other).await;
     payloads_deleted_elsewhere_are_written_again(&b, &other).await;
+    a_thread_rewritten_elsewhere_is_not_taken_from_the_cache(&b, &other).await;
+    the_latest_value_written_here_is_read_from_the_cache(&b, &other).await;
     payload_reads_probe_the_primary_key(&b).await;
     b.close().await.unwrap();
     other.close().await.unwrap();
@@ -429,6 +524,8 @@ async fn postgres() {
         copies_carry_their_bases(&b).await;
         a_cold_cache_continues_a_thread(&b, &other).await;
         payloads_deleted_elsewhere_are_written_again(&b, &other).await;
+        a_thread_rewritten_elsewhere_is_not_taken_from_the_cache(&b, &other).await;
+        the_latest_value_written_here_is_read_from_the_cache(&b, &other).await;
     }))
     .await;
     other.close().await.unwrap();

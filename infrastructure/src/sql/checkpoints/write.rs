@@ -160,6 +160,8 @@ impl SqlCheckpointRepository {
     ) -> SqlResult<()> {
         let cp = &put.checkpoint;
         let cache = &self.shared.payload_cache;
+        // Marks the payload rows this put inserts as this put's (see `m0011_payload_nonce`).
+        let nonce = payload::new_nonce();
         // Versioned carried values: skipped (this process wrote that version), or new.
         let mut skipped: Vec<(&ChannelName, String, &TypedValue)> = Vec::new();
         let mut fresh: Vec<NewPayload<'_>> = Vec::new();
@@ -187,10 +189,11 @@ impl SqlCheckpointRepository {
                 delta,
             });
         }
-        let inserted = self.insert_payloads(c, put, &fresh, op).await?;
+        let inserted = self.insert_payloads(c, put, &fresh, nonce, op).await?;
         for p in &fresh {
             let key = (p.channel.as_str().to_owned(), p.version.clone());
             let whole = || Arc::new(p.value.bytes().to_vec());
+            let tag = || p.value.type_tag().to_owned();
             let entry = if !payload::PayloadCache::admits(p.value.bytes().len()) {
                 // Too large to be a delta base: not copied into the cache at all.
                 None
@@ -198,12 +201,16 @@ impl SqlCheckpointRepository {
                 Some(match &p.delta {
                     Some((d, base)) => payload::CachedPayload {
                         version: p.version.clone(),
+                        type_tag: tag(),
+                        nonce,
                         bytes: whole(),
                         depth: base.depth + 1,
                         chain_bytes: base.chain_bytes + d.len(),
                         snapshot_len: base.snapshot_len,
                     },
-                    None => payload::CachedPayload::snapshot(p.version.clone(), whole()),
+                    None => {
+                        payload::CachedPayload::snapshot(p.version.clone(), tag(), nonce, whole())
+                    }
                 })
             } else if p.delta.is_some() {
                 // The delta was refused: its base is gone, or the key exists already. A
@@ -214,9 +221,10 @@ impl SqlCheckpointRepository {
                     value: p.value,
                     delta: None,
                 }];
-                let done = self.insert_payloads(c, put, &snap, op).await?;
-                done.contains(&key)
-                    .then(|| payload::CachedPayload::snapshot(p.version.clone(), whole()))
+                let done = self.insert_payloads(c, put, &snap, nonce, op).await?;
+                done.contains(&key).then(|| {
+                    payload::CachedPayload::snapshot(p.version.clone(), tag(), nonce, whole())
+                })
             } else {
                 None
             };
@@ -242,7 +250,7 @@ impl SqlCheckpointRepository {
                     delta: None,
                 })
                 .collect();
-            self.insert_payloads(c, put, &whole, op).await?;
+            self.insert_payloads(c, put, &whole, nonce, op).await?;
             if !self.upsert_checkpoint(c, put, &[], op).await? {
                 return Err(SqlError::corrupt(op, "checkpoint upsert wrote no row"));
             }
@@ -250,13 +258,15 @@ impl SqlCheckpointRepository {
         Ok(())
     }
 
-    /// Inserts payloads of one put (insert-or-ignore, deltas only over an existing base) in
-    /// one statement per chunk; returns the keys actually inserted.
+    /// Inserts payloads of one put, marked with its `nonce` (insert-or-ignore, deltas only
+    /// over a base that is still the row this process inserted) in one statement per chunk;
+    /// returns the keys actually inserted.
     async fn insert_payloads<C: Exec>(
         &self,
         c: &C,
         put: &CheckpointPut,
         rows: &[NewPayload<'_>],
+        nonce: i64,
         op: &'static str,
     ) -> SqlResult<HashSet<(String, String)>> {
         let kind = self.kind();
@@ -276,6 +286,7 @@ impl SqlCheckpointRepository {
                     ("type_tag", text(p.value.type_tag())),
                     ("base_version", opt_text(None::<String>)),
                     ("depth", int(0)),
+                    ("nonce", int(nonce)),
                 ],
                 blob_column: "data",
                 blob: p.value.bytes(),
@@ -287,10 +298,11 @@ impl SqlCheckpointRepository {
         for chunk in rows.chunks(PAYLOAD_CHUNK) {
             let mut q = Sql::new(
                 "INSERT INTO waymark_checkpoint_payloads (thread_id, ns, channel, version, \
-                 type_tag, data, base_version, depth) ",
+                 type_tag, data, base_version, depth, nonce) ",
             );
             let t = q.bind(text(put.thread_id.as_str()));
             let n = q.bind(text(put.namespace.as_str()));
+            let mark = q.bind(int(nonce));
             for (i, p) in chunk.iter().enumerate() {
                 if i > 0 {
                     q.push(" UNION ALL ");
@@ -305,19 +317,23 @@ impl SqlCheckpointRepository {
                     Some((d, base)) => {
                         q.val(bytes(d.clone())).push(", ");
                         let b = q.bind(text(base.version.clone()));
+                        // Over the base only while it is the row this process inserted:
+                        // one deleted and written again elsewhere may hold another value.
                         q.push(&format!("{b}, "))
                             .val(int(base.depth + 1))
                             .push(&format!(
-                                " WHERE EXISTS (SELECT 1 FROM waymark_checkpoint_payloads \
+                                ", {mark} WHERE EXISTS (SELECT 1 FROM waymark_checkpoint_payloads \
                                  WHERE thread_id = {t} AND ns = {n} AND channel = {ch} \
-                                 AND version = {b})"
-                            ));
+                                 AND version = {b} AND nonce = "
+                            ))
+                            .val(int(base.nonce))
+                            .push(")");
                     }
                     None => {
                         q.val(bytes(p.value.bytes().to_vec()))
                             .push(", CAST(NULL AS TEXT), ")
                             .val(int(0))
-                            .push(" WHERE 1 = 1");
+                            .push(&format!(", {mark} WHERE 1 = 1"));
                     }
                 }
             }

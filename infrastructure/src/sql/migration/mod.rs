@@ -20,6 +20,7 @@ mod m0007_chat_streams;
 mod m0008_items;
 mod m0009_thread_owners;
 mod m0010_runs;
+mod m0011_payload_nonce;
 
 /// Waymark's migrations, in order.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_items::Migration),
             Box::new(m0009_thread_owners::Migration),
             Box::new(m0010_runs::Migration),
+            Box::new(m0011_payload_nonce::Migration),
         ]
     }
 
